@@ -1,0 +1,1 @@
+"""Stream agents and the pure logic they call."""

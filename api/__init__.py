@@ -1,0 +1,1 @@
+"""The Starlette query API: correlation lookups, traces, logs, services, RCA."""

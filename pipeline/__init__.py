@@ -1,0 +1,1 @@
+"""OllyStack pipeline: settings, topics, errors, the Faust app, the OTLP gateway, the CLI."""

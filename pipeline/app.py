@@ -1,0 +1,36 @@
+"""The Faust app: one per worker process, configured from Settings."""
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from pipeline.settings import Settings
+
+
+def create_app(settings: Settings, bootstrap: str, app_id: str = "ollystack", **overrides: Any) -> faust.App:
+    """A Faust app on ``bootstrap`` whose agents are registered by the stages that use it.
+
+    Tables live in memory and are rebuilt from their changelog topics at start, so a
+    worker keeps no state on local disk that Kafka does not also hold. The producer
+    waits for every in-sync replica and is idempotent, so nothing an agent forwarded
+    is lost or doubled by a producer retry."""
+    conf: dict[str, Any] = dict(
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=False,
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=settings.kafka.max_message_bytes,
+        producer_compression_type=None if settings.kafka.compression == "none" else settings.kafka.compression,
+        broker_client_id=settings.kafka.client_id,
+        # One worker per machine for `up`; rebalances should not wait for stragglers.
+        broker_rebalance_timeout=60.0,
+        stream_wait_empty=False,
+    )
+    conf.update(overrides)
+    return faust.App(app_id, **conf)

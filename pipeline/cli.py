@@ -1,0 +1,116 @@
+"""The `ollystack` command line: one subcommand per role or operator task."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Callable
+
+from pipeline.errors import OllyStackError
+from pipeline.settings import Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.up import run_up
+
+    return asyncio.run(run_up(settings, roles=("gateway", "worker", "api")))
+
+
+def _role(role: str) -> Handler:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        from pipeline.up import run_up
+
+        return asyncio.run(run_up(settings, roles=(role,)))
+
+    return run
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.up import open_configured_warehouse
+    from schemas.migrations import migrate
+
+    wh = open_configured_warehouse(settings)
+    try:
+        applied = migrate(wh, settings.clickhouse)
+    finally:
+        wh.close()
+    print("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
+    return 0
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.topics import describe_topics, ensure_topics, topic_specs
+
+    if not settings.kafka.bootstrap:
+        raise OllyStackError("`ollystack topics` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker to talk to)")
+    if args.action == "create":
+        created = asyncio.run(ensure_topics(settings.kafka.bootstrap, topic_specs(settings.topics)))
+        print("\n".join(f"created {name}" for name in created) or "all topics exist")
+    else:
+        for name, partitions in asyncio.run(describe_topics(settings.kafka.bootstrap)).items():
+            print(f"{name}\t{partitions}")
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.demo import demo_main
+
+    return demo_main(args.demo_args)
+
+
+def _not_built(what: str, issue: int) -> Handler:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        from pipeline.errors import NotBuiltError
+
+        raise NotBuiltError(f"`ollystack {what}` is not built yet (tracked in issue #{issue})")
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ollystack", description=__doc__)
+    parser.add_argument("--config", type=Path, help="TOML settings file (OLLYSTACK_* variables override it)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("up", help="every role in one process on chDB, with a local Kafka if none is set").set_defaults(run=_up)
+    for role in ("gateway", "worker", "api"):
+        sub.add_parser(role, help=f"run the {role} role alone").set_defaults(run=_role(role))
+    sub.add_parser("migrate", help="apply pending ClickHouse migrations").set_defaults(run=_migrate)
+    topics = sub.add_parser("topics", help="create or list the Kafka topics")
+    topics.add_argument("action", choices=("create", "list"))
+    topics.set_defaults(run=_topics)
+    replay = sub.add_parser("replay", help="re-read raw topics through enrich and sink")
+    replay.set_defaults(run=_not_built("replay", 4))
+    alerts = sub.add_parser("alerts", help="alerts topic tools")
+    alerts.add_argument("action", choices=("tail",))
+    alerts.set_defaults(run=_not_built("alerts tail", 6))
+    correlate = sub.add_parser("correlate", help="print everything known under a correlation ID")
+    correlate.add_argument("correlation_id")
+    correlate.set_defaults(run=_not_built("correlate", 5))
+    demo = sub.add_parser("demo", help="sample traffic through the OpenTelemetry SDK", add_help=False)
+    demo.add_argument("demo_args", nargs=argparse.REMAINDER)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ollystack` script. Exit 0 on success, 2 on an OllyStack error
+    (bad setting, unreachable broker ...), with a one-line message on stderr."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        from pipeline.logs import configure_logging
+
+        configure_logging(settings.log_level, settings.log_format)
+        return int(args.run(args, settings))
+    except OllyStackError as exc:
+        print(f"ollystack: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

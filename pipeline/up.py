@@ -1,0 +1,117 @@
+"""Process wiring: start the roles a process runs, print where they listen, stop them cleanly."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any, AsyncIterator, Iterable
+
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings
+from sinks.warehouse import Warehouse, open_warehouse
+
+log = logging.getLogger(__name__)
+ROLES = ("gateway", "worker", "api")
+
+
+def open_configured_warehouse(settings: Settings) -> Warehouse:
+    """The warehouse the settings name: the server URL, or chDB under data_dir."""
+    return open_warehouse(
+        settings.clickhouse.url.get_secret_value(), settings.data_dir, settings.clickhouse.database
+    )
+
+
+@contextlib.asynccontextmanager
+async def kafka_bootstrap(settings: Settings) -> AsyncIterator[str]:
+    """The configured Kafka, or a local broker started for the lifetime of the block."""
+    if settings.kafka.bootstrap:
+        yield settings.kafka.bootstrap
+        return
+    from pipeline.local_broker import LocalKafkaBroker
+
+    broker = LocalKafkaBroker(
+        settings.data_dir / "kafka", settings.host, settings.kafka.local_port,
+        message_max_bytes=settings.kafka.max_message_bytes,
+    )
+    await asyncio.to_thread(broker.start)
+    try:
+        yield broker.bootstrap
+    finally:
+        await asyncio.to_thread(broker.stop)
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _start_roles(
+    settings: Settings, roles: Iterable[str], bootstrap: str, stack: contextlib.AsyncExitStack
+) -> list[tuple[str, str]]:
+    endpoints: list[tuple[str, str]] = [("Kafka", bootstrap)]
+    warehouse: Warehouse | None = None
+    if "worker" in roles or "api" in roles:
+        from schemas.migrations import migrate
+
+        warehouse = open_configured_warehouse(settings)
+        stack.callback(warehouse.close)
+        await asyncio.to_thread(migrate, warehouse, settings.clickhouse)
+        endpoints.append(("ClickHouse", settings.clickhouse.url.get_secret_value() and "server" or
+                          f"chDB {settings.data_dir / 'chdb'}"))
+    if "gateway" in roles:
+        from pipeline.gateway.service import build_gateway
+
+        gateway = build_gateway(settings, bootstrap)
+        await gateway.start()
+        stack.push_async_callback(gateway.stop)
+        endpoints += [("OTLP gRPC", f"{settings.host}:{gateway.grpc_port}"),
+                      ("OTLP HTTP", f"http://{settings.host}:{gateway.http_port}")]
+    if "worker" in roles:
+        from pipeline.worker import build_worker
+
+        assert warehouse is not None
+        worker = build_worker(settings, bootstrap, warehouse)
+        await worker.start()
+        stack.push_async_callback(worker.stop)
+        endpoints.append(("Worker", f"Faust app {worker.app_id}, agents: {', '.join(worker.agent_names)}"))
+    if "api" in roles:
+        from api.server import ApiServer
+
+        assert warehouse is not None
+        api = ApiServer(settings, warehouse)
+        await api.start()
+        stack.push_async_callback(api.stop)
+        endpoints.append(("Query API", f"http://{settings.host}:{api.port}"))
+    return endpoints
+
+
+async def run_up(settings: Settings, roles: Iterable[str] = ROLES, ready: Any = None) -> int:
+    """Run ``roles`` in this process until SIGINT or SIGTERM, then stop them in reverse.
+
+    Topics are created and migrations applied before any role starts. ``ready`` (an
+    asyncio.Event, for tests) is set once every endpoint listens. Returns the exit code."""
+    roles = tuple(roles)
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ConfigError(f"unknown roles {sorted(unknown)}; allowed: {ROLES}")
+    stop = _stop_event()
+    from pipeline.topics import ensure_topics, topic_specs
+
+    async with kafka_bootstrap(settings) as bootstrap, contextlib.AsyncExitStack() as stack:
+        await ensure_topics(bootstrap, topic_specs(settings.topics))
+        endpoints = await _start_roles(settings, roles, bootstrap, stack)
+        width = max(len(name) for name, _ in endpoints)
+        print("OllyStack is up:", flush=True)
+        for name, where in endpoints:
+            print(f"  {name.ljust(width)}  {where}", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        print("stopping ...", flush=True)
+    print("stopped", flush=True)
+    return 0

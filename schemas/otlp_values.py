@@ -1,0 +1,208 @@
+"""OTLP attribute values, IDs and enums as the plain Python and string forms our rows hold."""
+
+from __future__ import annotations
+
+import math
+from base64 import b64encode
+from collections.abc import Callable, Iterable
+
+import orjson
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+__all__ = [
+    "SPAN_KIND_NAMES",
+    "STATUS_CODE_NAMES",
+    "any_value_to_python",
+    "any_value_to_string",
+    "attributes_to_map",
+    "attributes_to_maps",
+    "attributes_to_python",
+    "double_to_string",
+    "hex_id",
+    "span_kind_name",
+    "status_code_name",
+]
+
+# Indexed by the OTLP enum number; spelled as the Collector ClickHouse exporter writes them.
+SPAN_KIND_NAMES: tuple[str, ...] = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
+STATUS_CODE_NAMES: tuple[str, ...] = ("Unset", "Ok", "Error")
+
+
+def span_kind_name(kind: int) -> str:
+    """The row spelling of an OTLP SpanKind number; 'Unspecified' for numbers OTLP does not define."""
+    return SPAN_KIND_NAMES[kind] if 0 <= kind < len(SPAN_KIND_NAMES) else "Unspecified"
+
+
+def status_code_name(code: int) -> str:
+    """The row spelling of an OTLP Status.code number; 'Unset' for numbers OTLP does not define."""
+    return STATUS_CODE_NAMES[code] if 0 <= code < len(STATUS_CODE_NAMES) else "Unset"
+
+
+def hex_id(b: bytes) -> str:
+    """Lowercase hex of a trace or span ID; '' when it is empty or all zero bytes (no ID)."""
+    return b.hex() if b.strip(b"\x00") else ""
+
+
+def double_to_string(f: float) -> str:
+    """A double as the Collector's pcommon ``AsString`` writes it: the ES6 Number-to-String form.
+
+    Shortest round-trip digits; exponent form below 1e-6 and from 1e21 up (``1e+21``,
+    ``1.5e-7``); ``1.0`` -> ``"1"``; ``NaN``, ``Infinity``, ``-Infinity``. Negative zero is
+    ``"-0"``, as Go's strconv writes it (ES6 itself would drop the sign).
+    """
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "Infinity" if f > 0 else "-Infinity"
+    text = repr(f)
+    # repr already gives shortest digits in fixed form for 1e-4 <= |f| < 1e16, which is
+    # inside ES6's fixed range; only its trailing ".0" differs.
+    if "e" not in text:
+        return text[:-2] if text.endswith(".0") else text
+    return _es6_from_exponent_repr(text)
+
+
+def _es6_from_exponent_repr(text: str) -> str:
+    sign = "-" if text[0] == "-" else ""
+    mantissa, _, exponent = text.lstrip("-").partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).rstrip("0")
+    # The value is 0.<digits> * 10**n (ES6 Number::toString's k digits and n).
+    n = len(whole) + int(exponent)
+    k = len(digits)
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * -n + digits
+    e = n - 1
+    head = digits[0] + ("." + digits[1:] if k > 1 else "")
+    return f"{sign}{head}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def any_value_to_python(v: AnyValue) -> object:
+    """An AnyValue as plain Python: str, bool, int, float, bytes, list or dict.
+
+    An empty value (no field set, or the profiles-only ``string_value_strindex``) is None.
+    In a kvlist a repeated key keeps its last value, as pcommon's ``AsRaw`` does.
+    """
+    kind = v.WhichOneof("value")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "array_value":
+        return [any_value_to_python(item) for item in v.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value_to_python(kv.value) for kv in v.kvlist_value.values}
+    if kind is None or kind == "string_value_strindex":
+        return None
+    return getattr(v, kind)
+
+
+def any_value_to_string(v: AnyValue) -> str:
+    """An AnyValue as the Collector's pcommon ``AsString`` writes it (otel-compat section 5).
+
+    str as is; int in decimal; bool ``true``/``false``; double by ``double_to_string``;
+    bytes as standard base64; arrays and kvlists as compact JSON (see ``_json``); empty ''.
+    """
+    kind = v.WhichOneof("value")
+    if kind == "string_value":
+        return v.string_value
+    if kind is None:
+        return ""
+    return _STRINGERS.get(kind, _empty)(v)
+
+
+def _empty(v: AnyValue) -> str:
+    return ""
+
+
+def _json_string(s: str) -> str:
+    text = orjson.dumps(s).decode()
+    # Go's encoding/json escapes these two even with HTML escaping off; orjson does not.
+    if "\u2028" in text or "\u2029" in text:
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text
+
+
+def _json(v: AnyValue) -> str:
+    """JSON text of a value as Go's encoding/json writes pcommon's ``AsRaw`` form.
+
+    Compact, no HTML escaping, object keys sorted (Go sorts map keys), last of repeated
+    keys wins, bytes as base64 strings, numbers in ES6 form. Deliberate difference: a NaN
+    or infinite double becomes ``null``; Go fails the whole encoding and the Collector then
+    writes '' for the entire value, which would lose a log body over one number.
+    """
+    kind = v.WhichOneof("value")
+    if kind == "string_value":
+        return _json_string(v.string_value)
+    if kind == "kvlist_value":
+        members = {kv.key: _json(kv.value) for kv in v.kvlist_value.values}
+        return "{" + ",".join(_json_string(key) + ":" + members[key] for key in sorted(members)) + "}"
+    if kind == "array_value":
+        return "[" + ",".join(_json(item) for item in v.array_value.values) + "]"
+    if kind == "double_value":
+        f = v.double_value
+        return double_to_string(f) if math.isfinite(f) else "null"
+    if kind == "bytes_value":
+        return '"' + b64encode(v.bytes_value).decode("ascii") + '"'
+    if kind == "int_value":
+        return str(v.int_value)
+    if kind == "bool_value":
+        return "true" if v.bool_value else "false"
+    return "null"
+
+
+_STRINGERS: dict[str, Callable[[AnyValue], str]] = {
+    "bool_value": lambda v: "true" if v.bool_value else "false",
+    "int_value": lambda v: str(v.int_value),
+    "double_value": lambda v: double_to_string(v.double_value),
+    "bytes_value": lambda v: b64encode(v.bytes_value).decode("ascii"),
+    "array_value": _json,
+    "kvlist_value": _json,
+}
+
+
+def attributes_to_map(kvs: Iterable[KeyValue]) -> dict[str, str]:
+    """Attributes as a ClickHouse Map(String, String): values by ``any_value_to_string``.
+
+    A repeated key keeps its last value.
+    """
+    out: dict[str, str] = {}
+    for kv in kvs:
+        v = kv.value
+        # A non-empty string_value proves the oneof holds a string: the common case
+        # costs one field read instead of WhichOneof plus a read.
+        text = v.string_value
+        out[kv.key] = text if text else any_value_to_string(v)
+    return out
+
+
+def attributes_to_python(kvs: Iterable[KeyValue]) -> dict[str, object]:
+    """Attributes with typed values by ``any_value_to_python``; a repeated key keeps its last value."""
+    out: dict[str, object] = {}
+    for kv in kvs:
+        v = kv.value
+        text = v.string_value
+        out[kv.key] = text if text else any_value_to_python(v)
+    return out
+
+
+def attributes_to_maps(kvs: Iterable[KeyValue]) -> tuple[dict[str, str], dict[str, object]]:
+    """``(attributes_to_map(kvs), attributes_to_python(kvs))`` in one pass over the protobuf.
+
+    The row decoders need both forms for every record; reading each KeyValue once is
+    what makes that affordable.
+    """
+    strings: dict[str, str] = {}
+    typed: dict[str, object] = {}
+    for kv in kvs:
+        v = kv.value
+        key = kv.key
+        text = v.string_value
+        if text:
+            strings[key] = typed[key] = text
+        else:
+            strings[key] = any_value_to_string(v)
+            typed[key] = any_value_to_python(v)
+    return strings, typed

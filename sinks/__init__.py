@@ -1,0 +1,1 @@
+"""The warehouse: one interface, two ClickHouse backends (server, embedded chDB)."""

@@ -1,0 +1,103 @@
+"""ClickHouse column types as Arrow types, for handing column blocks to chDB."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from pipeline.errors import WarehouseError
+
+_SCALARS: dict[str, pa.DataType] = {
+    "String": pa.string(),
+    "UUID": pa.string(),
+    "Bool": pa.bool_(),
+    "UInt8": pa.uint8(),
+    "UInt16": pa.uint16(),
+    "UInt32": pa.uint32(),
+    "UInt64": pa.uint64(),
+    "Int8": pa.int8(),
+    "Int16": pa.int16(),
+    "Int32": pa.int32(),
+    "Int64": pa.int64(),
+    "Float32": pa.float32(),
+    "Float64": pa.float64(),
+    "Date": pa.date32(),
+    "DateTime": pa.timestamp("s"),
+}
+_DT64_UNITS = {"0": "s", "3": "ms", "6": "us", "9": "ns"}
+
+
+def split_args(inner: str) -> list[str]:
+    """Split 'A, B(C, D), E' at top-level commas."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(inner):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(inner[start:i].strip())
+            start = i + 1
+    parts.append(inner[start:].strip())
+    return parts
+
+
+def _unwrap(ch_type: str) -> tuple[str, list[str]]:
+    ch_type = ch_type.strip()
+    if "(" not in ch_type:
+        return ch_type, []
+    name, _, rest = ch_type.partition("(")
+    return name, split_args(rest[:-1])
+
+
+@lru_cache(maxsize=512)
+def arrow_type(ch_type: str) -> pa.DataType:
+    """The Arrow type chDB reads into ``ch_type``; WarehouseError for types we never insert."""
+    name, args = _unwrap(ch_type)
+    if not args and name in _SCALARS:
+        return _SCALARS[name]
+    if name in ("LowCardinality", "Nullable"):
+        return arrow_type(args[0])
+    if name == "DateTime64":
+        unit = _DT64_UNITS.get(args[0])
+        if unit is None:
+            raise WarehouseError(f"DateTime64 precision {args[0]} is not supported for inserts")
+        return pa.timestamp(unit)
+    if name == "DateTime":
+        return pa.timestamp("s")
+    if name == "Array":
+        return pa.list_(arrow_type(args[0]))
+    if name == "Map":
+        return pa.map_(arrow_type(args[0]), arrow_type(args[1]))
+    if name in ("SimpleAggregateFunction",):
+        return arrow_type(args[1])
+    raise WarehouseError(f"ClickHouse type {ch_type} cannot be inserted through this warehouse")
+
+
+@lru_cache(maxsize=512)
+def _converter(ch_type: str) -> Any:
+    name, args = _unwrap(ch_type)
+    if name in ("LowCardinality", "Nullable", "SimpleAggregateFunction"):
+        return _converter(args[-1])
+    if name == "Map":
+        inner_k, inner_v = _converter(args[0]), _converter(args[1])
+        if inner_k is None and inner_v is None:
+            return lambda m: list(m.items()) if m is not None else []
+        return lambda m: [
+            (inner_k(k) if inner_k else k, inner_v(v) if inner_v else v) for k, v in (m or {}).items()
+        ]
+    if name == "Array":
+        inner = _converter(args[0])
+        if inner is None:
+            return None
+        return lambda xs: [inner(x) for x in xs] if xs is not None else []
+    return None
+
+
+def to_arrow_values(ch_type: str, values: Sequence[Any]) -> Sequence[Any]:
+    """Values as Arrow wants them for ``ch_type``: dicts become (key, value) lists."""
+    convert = _converter(ch_type)
+    if convert is None:
+        return values
+    return [convert(v) for v in values]

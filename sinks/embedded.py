@@ -1,0 +1,108 @@
+"""The chDB backend: the ClickHouse engine embedded in this process, one data folder per process."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Mapping
+
+import orjson
+import pyarrow as pa
+
+from pipeline.errors import WarehouseError
+from sinks.arrow_types import arrow_type, to_arrow_values
+from sinks.warehouse import Columns, Row, check_dedup_token, check_identifier, column_lengths
+
+_SESSION_SETTINGS = (
+    "SET output_format_json_quote_64bit_integers = 0",
+    "SET session_timezone = 'UTC'",
+)
+_sessions: dict[Path, Any] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session(path: Path) -> Any:
+    # chDB runs one embedded server per process, bound to the first data folder it
+    # opened: share one session per folder and let chDB refuse a second folder.
+    from chdb import session as chdb_session
+
+    path = path.resolve()
+    with _sessions_lock:
+        if path not in _sessions:
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                sess = chdb_session.Session(str(path))
+            except RuntimeError as exc:
+                raise WarehouseError(f"chDB cannot open {path}: {exc}") from exc
+            for statement in _SESSION_SETTINGS:
+                sess.query(statement)
+            _sessions[path] = sess
+        return _sessions[path]
+
+
+class EmbeddedWarehouse:
+    """Warehouse on chDB. Thread-safe for concurrent queries and inserts."""
+
+    def __init__(self, path: Path, database: str = "default") -> None:
+        self.path = Path(path)
+        self.database = check_identifier(database, "database")
+        self._session = _session(self.path)
+        self._schemas: dict[str, dict[str, str]] = {}
+
+    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+        try:
+            return self._session.query(sql, fmt, params=dict(params) if params else None)
+        except RuntimeError as exc:  # chdb's ChdbError derives from RuntimeError
+            raise WarehouseError(str(exc).strip()) from exc
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._run(sql, "CSV", params)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        result = self._run(sql, "JSON", params)
+        raw = result.bytes()
+        if not raw:
+            return []
+        return list(orjson.loads(raw)["data"])
+
+    def _schema(self, table: str) -> dict[str, str]:
+        if table not in self._schemas:
+            rows = self.query(
+                "SELECT name, type FROM system.columns WHERE database = {db:String} "
+                "AND table = {t:String} AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') "
+                "ORDER BY position",
+                {"db": self.database, "t": table},
+            )
+            if not rows:
+                raise WarehouseError(f"table {self.database}.{table} does not exist")
+            self._schemas[table] = {r["name"]: r["type"] for r in rows}
+        return self._schemas[table]
+
+    def insert(self, table: str, columns: Columns, *, dedup_token: str | None = None) -> int:
+        check_identifier(table, "table")
+        rows = column_lengths(columns)
+        if rows == 0:
+            return 0
+        schema = self._schema(table)
+        unknown = [name for name in columns if name not in schema]
+        if unknown:
+            raise WarehouseError(f"table {self.database}.{table} has no columns {unknown}")
+        fields, arrays = [], []
+        for name, values in columns.items():
+            kind = arrow_type(schema[name])
+            fields.append(pa.field(name, kind))
+            arrays.append(pa.array(to_arrow_values(schema[name], values), type=kind))
+        block = pa.Table.from_arrays(arrays, schema=pa.schema(fields))  # noqa: F841 (read by chDB)
+        names = ", ".join(f"`{name}`" for name in columns)
+        settings = ""
+        if dedup_token is not None:
+            settings = f" SETTINGS insert_deduplication_token = '{check_dedup_token(dedup_token)}'"
+        # chDB's Python() table function finds `block` by name in this frame.
+        self._run(
+            f"INSERT INTO {self.database}.{table} ({names}) SELECT * FROM Python(block){settings}",
+            "CSV", None,
+        )
+        return rows
+
+    def close(self) -> None:
+        # The embedded server lives as long as the process; nothing per-object to free.
+        self._schemas.clear()

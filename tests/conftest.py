@@ -1,0 +1,66 @@
+"""Shared fixtures: the real Kafka broker (one per session) and chDB databases (one per test)."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from pipeline.settings import ClickHouseSettings
+from schemas.migrations import migrate
+from sinks.warehouse import Warehouse, open_warehouse
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalKafkaBroker"]:
+    """A real single-node KRaft broker on a free loopback port, stopped at session end."""
+    from pipeline.local_broker import LocalKafkaBroker
+
+    broker = LocalKafkaBroker(tmp_path_factory.mktemp("kafka"), message_max_bytes=32 * 1024 * 1024)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: "LocalKafkaBroker") -> str:
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short name unique to this test, for its own topics, groups and databases."""
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # chDB allows one data folder per process, so the whole session shares one and
+    # every test gets a database of its own inside it.
+    return tmp_path_factory.mktemp("ollystack-data")
+
+
+@pytest.fixture
+def warehouse(chdb_dir: Path, unique: str) -> Iterator[Warehouse]:
+    """A migrated database of this test's own on the embedded engine, dropped afterwards."""
+    wh = open_warehouse("", chdb_dir, unique)
+    migrate(wh, ClickHouseSettings())
+    try:
+        yield wh
+    finally:
+        wh.execute(f"DROP DATABASE IF EXISTS {unique} SYNC")
+        wh.close()
+
+
+if False:  # pragma: no cover - typing only
+    from pipeline.local_broker import LocalKafkaBroker
