@@ -1,51 +1,64 @@
 """create_app(): routes, middleware and error handlers of the query API in one place."""
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+import time
+from typing import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.middleware import Middleware
 
-from pipeline.errors import WarehouseError
+from api.cache import TtlCache
+from api.params import Limits
+from api.queries.correlation import CorrelationRows
+from api.responses import EXCEPTION_HANDLERS
+from api.routes import correlate, exemplars, health, logs, services, traces
+from api.runtime import ApiRuntime
+from api.serialized import SerializedWarehouse
+from api.telemetry import ApiMetrics, MetricsMiddleware
+from api.tenancy import TenantAuth
 from pipeline.settings import Settings
 from sinks.warehouse import Warehouse
 
+CACHE_TTL_S = 10.0
+CACHE_MAX_ENTRIES = 256
+CACHE_MAX_ROWS = 200_000
 
-def create_app(settings: Settings, warehouse: Warehouse, registry: CollectorRegistry | None = None) -> Starlette:
-    """The API app over ``warehouse``; its Prometheus metrics go to ``registry``."""
-    registry = registry or CollectorRegistry()
-    requests = Counter("ollystack_api_requests", "API requests served", ["route", "status"], registry=registry)
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+def create_app(
+    settings: Settings,
+    warehouse: Warehouse,
+    registry: CollectorRegistry | None = None,
+    *,
+    limits: Limits | None = None,
+    cache_ttl_s: float = CACHE_TTL_S,
+    clock_ns: Callable[[], int] = time.time_ns,
+) -> Starlette:
+    """The API app over ``warehouse``; its Prometheus metrics go to ``registry``.
 
-    async def readyz(request: Request) -> Response:
-        try:
-            await asyncio.to_thread(warehouse.query, "SELECT 1 AS ok")
-        except WarehouseError as exc:
-            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    app = Starlette(routes=[
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics),
-    ])
-
-    @app.middleware("http")
-    async def count(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        requests.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
-        return response
-
+    Auth is on when settings.otlp.auth_tokens (API key -> tenant) is non-empty: then every
+    /api/v1 request needs a key and sees only rows whose resource attribute tenant.id is
+    the key's tenant. ``cache_ttl_s`` = 0 turns the correlation cache off; ``clock_ns``
+    is "now" for default time ranges."""
+    metrics = ApiMetrics(registry or CollectorRegistry())
+    runtime = ApiRuntime(
+        warehouse=SerializedWarehouse(warehouse),
+        metrics=metrics,
+        limits=limits or Limits(),
+        cache=TtlCache[CorrelationRows](ttl_s=cache_ttl_s, max_entries=CACHE_MAX_ENTRIES,
+                                        max_rows=CACHE_MAX_ROWS),
+        clock_ns=clock_ns,
+    )
+    app = Starlette(
+        routes=[*health.ROUTES, *correlate.ROUTES, *traces.ROUTES, *logs.ROUTES, *services.ROUTES,
+                *exemplars.ROUTES],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(TenantAuth, tokens=settings.otlp.auth_tokens),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
     app.state.settings = settings
     app.state.warehouse = warehouse
+    app.state.runtime = runtime
     return app

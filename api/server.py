@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import uvicorn
 
@@ -20,7 +21,7 @@ class EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-async def serve_in_loop(app: object, host: str, port: int) -> tuple[EmbeddedUvicorn, asyncio.Task[None], int]:
+async def serve_in_loop(app: Any, host: str, port: int) -> tuple[EmbeddedUvicorn, asyncio.Task[None], int]:
     """Start ``app`` on host:port (0 = any free port); return the server, its task and the bound port.
 
     Raises OllyStackError when the port cannot be bound."""

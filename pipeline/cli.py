@@ -55,6 +55,31 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.replay import parse_position, run_replay
+    from pipeline.up import kafka_bootstrap, open_configured_warehouse
+    from schemas.migrations import migrate
+
+    start = parse_position(args.start, "--from")
+    stop = parse_position(args.stop, "--to") if args.stop else None
+    if not settings.kafka.bootstrap:
+        raise OllyStackError("`ollystack replay` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker holding the raw topics)")
+    wh = open_configured_warehouse(settings)
+    try:
+        migrate(wh, settings.clickhouse)
+
+        async def go() -> dict[str, int]:
+            async with kafka_bootstrap(settings) as bootstrap:
+                return await run_replay(settings, wh, bootstrap, args.signal, start, stop,
+                                        group_id=args.group, progress=not args.quiet)
+
+        totals = asyncio.run(go())
+    finally:
+        wh.close()
+    print(f"replayed {totals['records']} records, {totals['rows']} rows; {totals['dead']} undecodable skipped")
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.demo import demo_main
 
@@ -82,7 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("action", choices=("create", "list"))
     topics.set_defaults(run=_topics)
     replay = sub.add_parser("replay", help="re-read raw topics through enrich and sink")
-    replay.set_defaults(run=_not_built("replay", 4))
+    replay.add_argument("--signal", required=True, choices=("traces", "logs", "metrics"))
+    replay.add_argument("--from", dest="start", required=True, metavar="OFFSET|TIME",
+                        help="an offset (every partition) or an ISO-8601 time")
+    replay.add_argument("--to", dest="stop", metavar="OFFSET|TIME", help="where to stop (default: the end now)")
+    replay.add_argument("--group", help="consumer group (default ollystack-replay-SIGNAL)")
+    replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    replay.set_defaults(run=_replay)
     alerts = sub.add_parser("alerts", help="alerts topic tools")
     alerts.add_argument("action", choices=("tail",))
     alerts.set_defaults(run=_not_built("alerts tail", 6))

@@ -21,7 +21,9 @@ LOG_COLUMNS: tuple[str, ...] = (
     "CorrelationId",
 )  # fmt: skip
 
-_NO_ID = frozenset((b"", bytes(8), bytes(16)))
+# The resource and scope columns every record of a scope shares, in row order: service
+# name, resource schema URL and attributes, scope schema URL, name, version, attributes.
+_ScopeColumns = tuple[str, str, dict[str, str], str, str, str, dict[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,7 @@ def decode_logs(request: ExportLogsServiceRequest) -> list[LogRecordRow]:
         resource_schema_url = resource_logs.schema_url
         for scope_logs in resource_logs.scope_logs:
             scope = scope_logs.scope
-            # Column order is the row's key order, so these come apart again in _log_row.
-            context = (
+            context: _ScopeColumns = (
                 service_name, resource_schema_url, resource_map, scope_logs.schema_url,
                 scope.name, scope.version, attributes_to_map(scope.attributes),
             )  # fmt: skip
@@ -68,8 +69,10 @@ def decode_logs(request: ExportLogsServiceRequest) -> list[LogRecordRow]:
     return records
 
 
-def _log_row(record: LogRecord, context: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, object], object]:
-    service_name, resource_schema_url, resource_map, scope_schema_url, scope_name, scope_version, scope_map = context
+def _log_row(record: LogRecord, context: _ScopeColumns) -> tuple[dict[str, Any], dict[str, object], object]:
+    service_name, resource_schema_url, resource_map, scope_schema_url, scope_name, scope_version, scope_map = (
+        context
+    )
     trace_id = record.trace_id
     span_id = record.span_id
     timestamp = record.time_unix_nano or record.observed_time_unix_nano
@@ -85,8 +88,8 @@ def _log_row(record: LogRecord, context: tuple[Any, ...]) -> tuple[dict[str, Any
         body_typed = any_value_to_python(body)
     row = {
         "Timestamp": timestamp,
-        "TraceId": "" if trace_id in _NO_ID else trace_id.hex(),
-        "SpanId": "" if span_id in _NO_ID else span_id.hex(),
+        "TraceId": trace_id.hex() if trace_id.lstrip(b"\0") else "",
+        "SpanId": span_id.hex() if span_id.lstrip(b"\0") else "",
         "TraceFlags": record.flags & 0xFF,
         "SeverityText": record.severity_text,
         "SeverityNumber": record.severity_number & 0xFF,

@@ -40,7 +40,7 @@ def status_code_name(code: int) -> str:
 
 def hex_id(b: bytes) -> str:
     """Lowercase hex of a trace or span ID; '' when it is empty or all zero bytes (no ID)."""
-    return b.hex() if b.strip(b"\x00") else ""
+    return b.hex() if b.lstrip(b"\0") else ""
 
 
 def double_to_string(f: float) -> str:
@@ -50,15 +50,20 @@ def double_to_string(f: float) -> str:
     ``1.5e-7``); ``1.0`` -> ``"1"``; ``NaN``, ``Infinity``, ``-Infinity``. Negative zero is
     ``"-0"``, as Go's strconv writes it (ES6 itself would drop the sign).
     """
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "Infinity" if f > 0 else "-Infinity"
     text = repr(f)
     # repr already gives shortest digits in fixed form for 1e-4 <= |f| < 1e16, which is
-    # inside ES6's fixed range; only its trailing ".0" differs.
-    if "e" not in text:
-        return text[:-2] if text.endswith(".0") else text
+    # inside ES6's fixed range; only its trailing ".0" differs. "nan" and "inf" hold an
+    # "n", so one test sends them and the exponent forms to the slow path.
+    if "e" in text or "n" in text:
+        return _es6_special(text)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _es6_special(text: str) -> str:
+    if text == "nan":
+        return "NaN"
+    if text.endswith("inf"):
+        return "-Infinity" if text[0] == "-" else "Infinity"
     return _es6_from_exponent_repr(text)
 
 
@@ -171,10 +176,15 @@ def attributes_to_map(kvs: Iterable[KeyValue]) -> dict[str, str]:
     out: dict[str, str] = {}
     for kv in kvs:
         v = kv.value
-        # A non-empty string_value proves the oneof holds a string: the common case
-        # costs one field read instead of WhichOneof plus a read.
+        # A non-zero scalar field proves which oneof member is set (the others read as
+        # zero values): one field read instead of WhichOneof plus a read, for nearly all
+        # attributes. Zero values and composites take the general path.
         text = v.string_value
-        out[kv.key] = text if text else any_value_to_string(v)
+        if text:
+            out[kv.key] = text
+            continue
+        number = v.int_value
+        out[kv.key] = str(number) if number else any_value_to_string(v)
     return out
 
 
@@ -202,6 +212,20 @@ def attributes_to_maps(kvs: Iterable[KeyValue]) -> tuple[dict[str, str], dict[st
         text = v.string_value
         if text:
             strings[key] = typed[key] = text
+            continue
+        # Same fast paths as attributes_to_map, typed side included.
+        number = v.int_value
+        if number:
+            strings[key] = str(number)
+            typed[key] = number
+            continue
+        kind = v.WhichOneof("value")
+        if kind == "bool_value":
+            typed[key] = flag = v.bool_value
+            strings[key] = "true" if flag else "false"
+        elif kind == "double_value":
+            typed[key] = real = v.double_value
+            strings[key] = double_to_string(real)
         else:
             strings[key] = any_value_to_string(v)
             typed[key] = any_value_to_python(v)

@@ -18,6 +18,10 @@ _SESSION_SETTINGS = (
 )
 _sessions: dict[Path, Any] = {}
 _sessions_lock = threading.Lock()
+# chDB's Python() table function reads the Arrow block under the GIL from inside the
+# engine; two threads in chDB at once can deadlock (one holds the GIL waiting for the
+# engine, the other holds the engine waiting for the GIL). One call at a time.
+_calls_lock = threading.Lock()
 
 
 def _session(path: Path) -> Any:
@@ -39,8 +43,39 @@ def _session(path: Path) -> Any:
         return _sessions[path]
 
 
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0",
+                              "\b": "\\b", "\f": "\\f"})
+_QUOTED_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\t": "\\t", "\n": "\\n", "\r": "\\r",
+                                 "\0": "\\0", "\b": "\\b", "\f": "\\f"})
+
+
+def _literal(value: Any) -> str:
+    """A value as ClickHouse reads it inside an Array or Map parameter (quoted format)."""
+    if isinstance(value, str):
+        return "'" + value.translate(_QUOTED_ESCAPES) + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_literal(k)}:{_literal(v)}" for k, v in value.items()) + "}"
+    return _param_text(value)
+
+
+def _param_text(value: Any) -> str:
+    """A parameter value as text: chDB hands it to ClickHouse as-is, so strings get the
+    escaped (TSV) form and arrays/maps the quoted form ClickHouse parses them with."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value.translate(_TSV_ESCAPES)
+    if isinstance(value, (list, tuple, dict)):
+        return _literal(value)
+    return str(value)
+
+
 class EmbeddedWarehouse:
-    """Warehouse on chDB. Thread-safe for concurrent queries and inserts."""
+    """Warehouse on chDB. Thread-safe: calls from several threads run one at a time."""
 
     def __init__(self, path: Path, database: str = "default") -> None:
         self.path = Path(path)
@@ -50,7 +85,9 @@ class EmbeddedWarehouse:
 
     def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         try:
-            return self._session.query(sql, fmt, params=dict(params) if params else None)
+            with _calls_lock:
+                bound = {k: _param_text(v) for k, v in params.items()} if params else None
+                return self._session.query(sql, fmt, params=bound)
         except RuntimeError as exc:  # chdb's ChdbError derives from RuntimeError
             raise WarehouseError(str(exc).strip()) from exc
 

@@ -1,0 +1,147 @@
+"""The enrich agents: raw OTLP topics -> enriched topics, a thin Faust loop around logic.py."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+import faust
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from agents.cardinality import CardinalityLimiter
+from agents.deadletter import send_dead_letter
+from agents.enrich.config import EnrichConfig
+from agents.enrich.logic import EnrichResult, TraceState, enrich_logs, enrich_metrics, enrich_spans
+from agents.metrics import WorkerMetrics
+from pipeline.errors import BrokerUnavailableError, DecodeError
+from pipeline.settings import Settings
+from schemas.enriched import encode_enriched
+from schemas.rows import decode_logs, decode_metrics, decode_spans, exemplar_rows
+
+log = logging.getLogger(__name__)
+TRACE_TABLE = "trace-correlation"
+
+
+class AckAfterDelivery:
+    """Acknowledge a source record only when what it produced is on the broker.
+
+    Deliveries complete out of order; Faust commits up to the lowest unacknowledged
+    offset, so a record whose output was not delivered is read again after a restart.
+    A failed delivery is kept and raised on the next call to ``check``."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._error: BaseException | None = None
+
+    def track(self, delivery: asyncio.Future[Any], event: Any) -> None:
+        def done(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                self._error = fut.exception() or asyncio.CancelledError()
+                return
+            asyncio.ensure_future(self._stream.ack(event))
+
+        delivery.add_done_callback(done)
+
+    def check(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise BrokerUnavailableError(f"an enriched record was not delivered: {error!r}")
+
+
+def _parse(message_type: Any, value: bytes | None) -> Any:
+    if not value:
+        raise DecodeError("empty record value")
+    try:
+        return message_type.FromString(value)
+    except (ProtobufDecodeError, ValueError) as exc:
+        raise DecodeError(f"not an OTLP {message_type.__name__}: {exc}") from None
+
+
+class EnrichStage:
+    """The three enrich agents and the trace -> correlation table they share."""
+
+    def __init__(self, app: faust.App, settings: Settings, config: EnrichConfig, metrics: WorkerMetrics) -> None:
+        self.app, self.settings, self.config, self.metrics = app, settings, config.check(), metrics
+        topics = settings.topics
+        raw = dict(key_serializer="raw", value_serializer="raw")
+        self.deadletter = app.topic(topics.deadletter, **raw)
+        self.traces = app.Table(TRACE_TABLE, default=None, key_type=str, value_type=dict,
+                                partitions=topics.partitions)
+        self.limiter = CardinalityLimiter(config.cardinality_max_values, config.cardinality_window_s)
+        self.agent_names = []
+        for signal, source, target, handler in (
+            ("spans", topics.spans, topics.enriched_spans, self._spans),
+            ("logs", topics.logs, topics.enriched_logs, self._logs),
+            ("metrics", topics.metrics, topics.enriched_metrics, self._metrics),
+        ):
+            name = f"enrich-{signal}"
+            app.agent(app.topic(source, **raw), name=name)(self._loop(signal, app.topic(target, **raw), handler))
+            self.agent_names.append(name)
+
+    def _known(self, trace_ids: set[str]) -> dict[str, TraceState]:
+        known = {}
+        for trace_id in trace_ids:
+            value = self.traces.get(trace_id) if trace_id else None
+            if value:
+                known[trace_id] = TraceState.from_json(value)
+        return known
+
+    def _remember(self, result: EnrichResult) -> None:
+        for trace_id, state in result.trace_updates.items():
+            self.traces[trace_id] = state.to_json()
+
+    def _spans(self, value: bytes) -> EnrichResult:
+        records = decode_spans(_parse(ExportTraceServiceRequest, value))
+        result = enrich_spans(records, self._known({r.row["TraceId"] for r in records}), self.config)
+        self._remember(result)
+        return result
+
+    def _logs(self, value: bytes) -> EnrichResult:
+        records = decode_logs(_parse(ExportLogsServiceRequest, value))
+        result = enrich_logs(records, self._known({r.row["TraceId"] for r in records}), self.config)
+        self._remember(result)
+        return result
+
+    def _metrics(self, value: bytes) -> EnrichResult:
+        tables = decode_metrics(_parse(ExportMetricsServiceRequest, value))
+        exemplars = exemplar_rows(tables)
+        known = self._known({e["TraceId"] for e in exemplars})
+        return enrich_metrics(tables, exemplars, known, self.limiter, time.time())
+
+    def _loop(self, signal: str, target: Any, handler: Callable[[bytes], EnrichResult]) -> Any:
+        stage = self
+
+        async def enrich(stream: Any) -> None:
+            stream = stream.noack()
+            acks = AckAfterDelivery(stream)
+            async for event in stream.events():
+                acks.check()
+                message = event.message
+                try:
+                    result = handler(event.value)
+                except DecodeError as exc:
+                    delivery = await send_dead_letter(stage.deadletter, message, "enrich", str(exc))
+                    stage.metrics.deadletters.labels(message.topic, "enrich").inc()
+                    acks.track(delivery, event)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - bad input must not stall the partition
+                    log.exception("enrich failed", extra={"topic": message.topic, "partition": message.partition,
+                                                          "offset": message.offset})
+                    delivery = await send_dead_letter(stage.deadletter, message, "enrich", f"enrich failed: {exc!r}")
+                    stage.metrics.deadletters.labels(message.topic, "enrich").inc()
+                    acks.track(delivery, event)
+                    continue
+                stage.metrics.records.labels(signal).inc()
+                stage.metrics.count_enrich(signal, result.counts)
+                if not result.rows and not result.links:
+                    await stream.ack(event)
+                    continue
+                delivery = await target.send(key=event.key, value=encode_enriched(signal, result.rows, result.links))  # type: ignore[arg-type]
+                acks.track(delivery, event)
+
+        enrich.__name__ = f"enrich_{signal}"
+        return enrich

@@ -1,0 +1,46 @@
+"""The worker's Prometheus metrics, on a registry of its own per worker."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class WorkerMetrics:
+    """Counters and histograms of the enrich and sink stages."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.records = Counter("ollystack_enrich_records", "raw records enriched", ["signal"], registry=r)
+        self.items = Counter("ollystack_enrich_items", "spans, logs and points enriched", ["signal"], registry=r)
+        self.correlation = Counter("ollystack_correlation_ids", "correlation IDs by outcome",
+                                   ["outcome"], registry=r)
+        self.rejected = Counter("ollystack_correlation_rejected", "correlation IDs rejected by reason",
+                                ["reason"], registry=r)
+        self.semconv = Counter("ollystack_semconv_rewritten", "deprecated attributes renamed", registry=r)
+        self.overflow = Counter("ollystack_cardinality_overflow", "attribute values replaced by the overflow marker",
+                                registry=r)
+        self.deadletters = Counter("ollystack_deadletters", "records sent to the dead-letter topic",
+                                   ["source_topic", "stage"], registry=r)
+        self.batch_rows = Histogram("ollystack_sink_batch_rows", "rows per sink batch", ["signal"], registry=r,
+                                    buckets=(10, 100, 500, 1000, 5000, 10000, 50000))
+        self.insert_seconds = Histogram("ollystack_sink_insert_seconds", "ClickHouse insert latency",
+                                        ["signal"], registry=r)
+        self.insert_retries = Counter("ollystack_sink_insert_retries", "failed inserts retried", ["signal"], registry=r)
+
+    def count_enrich(self, signal: str, counts: dict[str, int]) -> None:
+        """Fold an EnrichResult's counts into the metrics."""
+        for key, value in counts.items():
+            if key in ("spans", "logs", "points"):
+                self.items.labels(signal).inc(value)
+            elif key == "correlation_generated":
+                self.correlation.labels("generated").inc(value)
+            elif key == "correlation_found":
+                self.correlation.labels("found").inc(value)
+            elif key.startswith("correlation_rejected:"):
+                self.rejected.labels(key.split(":", 1)[1]).inc(value)
+            elif key == "correlation_rejected":
+                self.correlation.labels("rejected").inc(value)
+            elif key == "semconv_rewritten":
+                self.semconv.inc(value)
+            elif key == "cardinality_overflow":
+                self.overflow.inc(value)

@@ -1,0 +1,1 @@
+"""The sink stage: enriched topics -> batches -> ClickHouse, offsets acked after the insert."""

@@ -1,0 +1,91 @@
+"""`ollystack correlate <id>`: the correlation context in the terminal, as a table or JSON."""
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from typing import Any, TextIO
+
+import orjson
+
+from agents.validation import validate_correlation_id
+from api.context import build_context
+from api.params import Limits
+from api.queries.correlation import load_correlation
+from api.queries.scope import QueryScope
+from pipeline.settings import Settings
+from sinks.warehouse import Warehouse
+
+# Stored text comes from clients: control characters (terminal escape sequences) are shown
+# escaped instead of being sent to the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_COLUMNS = (("TIME", 30), ("TYPE", 6), ("SERVICE", 20), ("DURATION", 12), ("LEVEL", 5), ("DESCRIPTION", 0))
+
+
+def _safe(text: Any, width: int = 0) -> str:
+    shown = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), str(text))
+    if width and len(shown) > width:
+        shown = shown[: width - 1] + "…"
+    return shown
+
+
+def render_table(context: dict[str, Any]) -> str:
+    """The context as a summary and a timeline table."""
+    summary, span = context["summary"], context["time_range"]
+    services = ", ".join(s["name"] for s in context["services"])
+    lines = [
+        f"Correlation ID  {_safe(context['correlation_id'])}",
+        f"Time range      {span['start']} .. {span['end']} ({summary['duration_ms']:.3f} ms)",
+        f"Spans {summary['spans']} | Logs {summary['logs']} | Metrics {summary['metrics']} | "
+        f"Errors {summary['errors']} | Traces {summary['traces']} | Services {summary['services']}: "
+        f"{_safe(services)}" + ("  (truncated: caps reached)" if summary["truncated"] else ""),
+        "",
+        "  ".join(name.ljust(width) for name, width in _COLUMNS).rstrip(),
+    ]
+    for item in context["timeline"]:
+        duration = "" if item["duration_ms"] is None else f"{item['duration_ms']:.3f} ms"
+        cells = (item["timestamp"], item["type"], item["service"], duration, item["level"], item["description"])
+        lines.append("  ".join(
+            _safe(cell, width).ljust(width) if width else _safe(cell, 120)
+            for cell, (_, width) in zip(cells, _COLUMNS)).rstrip())
+    if context["errors"]:
+        lines += ["", "ERRORS"]
+        for error in context["errors"]:
+            lines.append(f"  {error['timestamp']}  {_safe(error['service'], 20)}  {error['type']}  "
+                         f"{_safe(error['description'], 60)}  {_safe(error['message'], 80)}".rstrip())
+    return "\n".join(lines)
+
+
+def correlate_main(settings: Settings, correlation_id: str, as_json: bool, *,
+                   warehouse: Warehouse | None = None, out: TextIO | None = None,
+                   err: TextIO | None = None) -> int:
+    """Print everything stored under ``correlation_id``: 0 found, 1 nothing stored, 2 invalid ID.
+
+    Opens the configured warehouse unless one is given (and closes only one it opened).
+    Reads every tenant's rows: this is the operator's view. Raises WarehouseError when the
+    warehouse fails."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    verdict = validate_correlation_id(correlation_id)
+    if not verdict.ok:
+        print(f"correlation_id: not a valid correlation ID ({verdict.reason})", file=err)
+        return 2
+    opened = None
+    if warehouse is None:
+        from pipeline.up import open_configured_warehouse
+
+        warehouse = opened = open_configured_warehouse(settings)
+    try:
+        rows = asyncio.run(load_correlation(warehouse, QueryScope(warehouse.database), correlation_id, Limits()))
+    finally:
+        if opened is not None:
+            opened.close()
+    if rows.empty:
+        print(f"no spans, logs or metrics are stored under correlation ID {correlation_id!r}", file=err)
+        return 1
+    context = build_context(rows)
+    if as_json:
+        out.write(orjson.dumps(context, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        out.write(render_table(context) + "\n")
+    return 0

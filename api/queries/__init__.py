@@ -1,0 +1,1 @@
+"""SQL of the query API: every value a bound parameter, identifiers only from code."""

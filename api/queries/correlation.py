@@ -1,0 +1,134 @@
+"""Correlation lookups resolved at query time: correlation ID -> traces -> every span, log, exemplar.
+
+A trace's ID can be upgraded after some of its spans were stored (children first under a
+generated ``olly-`` ID, the root later under the external one), so rows are never selected
+by their stored CorrelationId alone: the ID names traces, through ``ollystack_trace_links``
+and the correlation index (fed by views from the rows' own CorrelationId), and the rows of
+those traces are returned whatever ID they were stored with.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.params import Limits
+from api.queries.rows import EXEMPLAR_COLUMNS, LOG_COLUMNS, SPAN_COLUMNS, Row
+from api.queries.scope import BY_TRACE_SETTINGS, TRACE_ID_SET, QueryScope, trace_id_list
+from sinks.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class CorrelationRows:
+    """Everything stored under one correlation ID, each list in time order."""
+
+    correlation_id: str
+    trace_ids: list[str]
+    spans: list[Row] = field(default_factory=list)
+    logs: list[Row] = field(default_factory=list)
+    exemplars: list[Row] = field(default_factory=list)
+    truncated: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.spans or self.logs or self.exemplars)
+
+    @property
+    def size_rows(self) -> int:
+        return len(self.spans) + len(self.logs) + len(self.exemplars)
+
+
+def _resolve_sql(scope: QueryScope) -> str:
+    return (
+        f"SELECT DISTINCT TraceId FROM ("
+        f"SELECT TraceId FROM {scope.table('ollystack_trace_links')} WHERE CorrelationId = {{cid:String}} "
+        f"UNION ALL SELECT arrayJoin(TraceIds) AS TraceId FROM {scope.table('ollystack_correlation_index')} "
+        f"WHERE CorrelationId = {{cid:String}}) WHERE TraceId != '' ORDER BY TraceId LIMIT {{max_traces:UInt32}}"
+    )
+
+
+def _spans_sql(scope: QueryScope) -> str:
+    return (
+        f"SELECT {SPAN_COLUMNS} FROM {scope.table('otel_traces')} FINAL "
+        f"PREWHERE TraceId IN {TRACE_ID_SET} WHERE 1 = 1{scope.tenant_filter()} "
+        f"ORDER BY Timestamp, SpanId LIMIT {{max_rows:UInt32}} {BY_TRACE_SETTINGS}"
+    )
+
+
+def _logs_sql(scope: QueryScope) -> str:
+    # Logs without a trace can only be found by their own ID. Skipping granules by index
+    # under FINAL is safe here as for spans: versions of one record share TraceId (sort key)
+    # and, being replays of one record, its CorrelationId. Measured 2x faster at 200k logs.
+    return (
+        f"SELECT {LOG_COLUMNS} FROM {scope.table('otel_logs')} FINAL "
+        f"WHERE (TraceId IN {TRACE_ID_SET} OR (TraceId = '' AND CorrelationId = {{cid:String}}))"
+        f"{scope.tenant_filter()} ORDER BY Timestamp LIMIT {{max_rows:UInt32}} {BY_TRACE_SETTINGS}"
+    )
+
+
+def _exemplars_sql(scope: QueryScope) -> str:
+    # Exemplars carry no resource attributes: with a tenant, only those of the tenant's
+    # visible traces are shown. Without one, exemplars stored under the ID count too (their
+    # trace's spans may have been sampled away).
+    by_id = "" if scope.tenant is not None else " OR CorrelationId = {cid:String}"
+    return (
+        f"SELECT {EXEMPLAR_COLUMNS} FROM {scope.table('metric_exemplars')} FINAL "
+        f"WHERE (TraceId IN {TRACE_ID_SET}{by_id}) ORDER BY Timestamp LIMIT {{max_rows:UInt32}}"
+    )
+
+
+async def _query(warehouse: Warehouse, sql: str, params: dict[str, Any]) -> list[Row]:
+    return await asyncio.to_thread(warehouse.query, sql, params)
+
+
+async def resolve_traces(warehouse: Warehouse, scope: QueryScope, cid: str, max_traces: int) -> list[str]:
+    """Trace IDs linked to ``cid`` or holding rows stored under it (at most ``max_traces``)."""
+    rows = await _query(warehouse, _resolve_sql(scope), {"cid": cid, "max_traces": max_traces})
+    return [row["TraceId"] for row in rows]
+
+
+async def load_correlation(warehouse: Warehouse, scope: QueryScope, cid: str, limits: Limits) -> CorrelationRows:
+    """Every span, log and exemplar of the traces of ``cid`` visible in ``scope``.
+
+    Lists are capped by ``limits``; ``truncated`` says a cap was reached. Raises
+    WarehouseError (or WarehouseUnavailableError) from the warehouse."""
+    traces = await resolve_traces(warehouse, scope, cid, limits.max_lookup_traces + 1)
+    truncated = len(traces) > limits.max_lookup_traces
+    traces = traces[: limits.max_lookup_traces]
+    ids = trace_id_list(traces)
+    # One after another: the API's warehouse runs one statement at a time anyway.
+    spans: list[Row] = []
+    if traces:
+        spans = await _query(warehouse, _spans_sql(scope),
+                             scope.params(trace_ids=ids, max_rows=limits.max_lookup_spans + 1))
+    logs = await _query(warehouse, _logs_sql(scope),
+                        scope.params(trace_ids=ids, cid=cid, max_rows=limits.max_lookup_logs + 1))
+    if scope.tenant is not None:
+        # Only traces with rows of this tenant may contribute exemplars.
+        ids = trace_id_list(sorted(({r["TraceId"] for r in spans} | {r["TraceId"] for r in logs}) - {""}))
+    exemplars: list[Row] = []
+    if ids or scope.tenant is None:
+        exemplars = await _query(warehouse, _exemplars_sql(scope),
+                                 {"trace_ids": ids, "cid": cid, "max_rows": limits.max_lookup_exemplars + 1})
+    truncated = truncated or len(spans) > limits.max_lookup_spans or len(logs) > limits.max_lookup_logs \
+        or len(exemplars) > limits.max_lookup_exemplars
+    return CorrelationRows(
+        correlation_id=cid,
+        trace_ids=traces,
+        spans=spans[: limits.max_lookup_spans],
+        logs=logs[: limits.max_lookup_logs],
+        exemplars=exemplars[: limits.max_lookup_exemplars],
+        truncated=truncated,
+    )
+
+
+async def best_links(warehouse: Warehouse, scope: QueryScope, trace_ids: list[str]) -> dict[str, str]:
+    """Each trace's best correlation ID: lowest Priority, then earliest FirstSeen."""
+    if not trace_ids:
+        return {}
+    sql = (
+        f"SELECT TraceId, argMin(CorrelationId, (Priority, FirstSeen)) AS cid "
+        f"FROM {scope.table('ollystack_trace_links')} WHERE TraceId IN {TRACE_ID_SET} GROUP BY TraceId"
+    )
+    rows = await _query(warehouse, sql, {"trace_ids": trace_id_list(sorted(set(trace_ids)))})
+    return {row["TraceId"]: row["cid"] for row in rows}

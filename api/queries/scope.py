@@ -1,0 +1,55 @@
+"""What a query may see: the database's tables and, with auth on, one tenant's rows."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from sinks.warehouse import check_identifier
+
+TENANT_ATTRIBUTE = "tenant.id"  # stamped on every resource by the gateway
+ERROR_STATUS = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
+# Filters on TraceId may skip granules under FINAL without widening to whole key ranges:
+# TraceId is in every sort key we filter this way, so all versions of a row sit in granules
+# whose trace-ID bloom filter matches.
+BY_TRACE_SETTINGS = "SETTINGS use_skip_indexes_if_final_exact_mode = 0"
+# A list of trace IDs travels as one String parameter: array parameters are not portable
+# between chDB and clickhouse-driver. Trace IDs are hex, so ',' cannot occur inside one.
+TRACE_ID_SET = "(SELECT arrayJoin(splitByChar(',', {trace_ids:String})) AS t WHERE t != '')"
+
+
+@dataclass(frozen=True)
+class QueryScope:
+    """The database to read and the tenant to restrict to (None: every row)."""
+
+    database: str
+    tenant: str | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier(self.database, "database")
+
+    def table(self, name: str) -> str:
+        return f"{self.database}.{check_identifier(name, 'table')}"
+
+    def tenant_filter(self, alias: str = "") -> str:
+        """An ``AND …`` fragment restricting rows with ResourceAttributes to the tenant, or ''."""
+        if self.tenant is None:
+            return ""
+        prefix = f"{alias}." if alias else ""
+        return f" AND {prefix}ResourceAttributes['{TENANT_ATTRIBUTE}'] = {{tenant:String}}"
+
+    def params(self, **values: Any) -> dict[str, Any]:
+        """``values`` plus the tenant parameter when the scope has one."""
+        if self.tenant is not None:
+            values["tenant"] = self.tenant
+        return values
+
+
+def trace_id_list(trace_ids: Iterable[str]) -> str:
+    """The value of the ``trace_ids`` parameter of TRACE_ID_SET."""
+    return ",".join(trace_ids)
+
+
+def time_filter(column: str = "Timestamp") -> str:
+    """An ``AND …`` fragment for [start_ns, end_ns) on a DateTime64(9) column."""
+    return (f" AND {column} >= fromUnixTimestamp64Nano({{start_ns:Int64}})"
+            f" AND {column} < fromUnixTimestamp64Nano({{end_ns:Int64}})")

@@ -1,0 +1,1 @@
+"""Route handlers of the query API, one module per resource."""

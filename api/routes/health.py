@@ -1,0 +1,56 @@
+"""Liveness, readiness, Prometheus metrics and the OpenAPI document."""
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.openapi import openapi_document
+from api.responses import JsonResponse
+from api.runtime import runtime
+from pipeline.errors import WarehouseError
+
+REQUIRED_TABLES = ("otel_traces", "otel_logs", "ollystack_trace_links", "ollystack_correlation_index",
+                   "metric_exemplars")
+
+
+async def healthz(request: Request) -> Response:
+    """The process answers."""
+    return JsonResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """The warehouse answers and holds the tables the API reads (migrations applied)."""
+    rt = runtime(request)
+    try:
+        rows = await asyncio.to_thread(
+            rt.warehouse.query,
+            "SELECT name FROM system.tables WHERE database = {db:String}", {"db": rt.warehouse.database})
+    except WarehouseError as exc:
+        response = JsonResponse({"status": "unavailable", "reason": str(exc)[:500]}, status_code=503)
+        response.headers["Retry-After"] = "5"
+        return response
+    missing = sorted(set(REQUIRED_TABLES) - {row["name"] for row in rows})
+    if missing:
+        return JsonResponse({"status": "unavailable", "reason": f"tables missing (run migrations): {missing}"},
+                            status_code=503, headers={"Retry-After": "5"})
+    return JsonResponse({"status": "ready"})
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(runtime(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return JsonResponse(openapi_document())
+
+
+ROUTES = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+]

@@ -1,0 +1,170 @@
+"""The Kafka side of the gateway: idempotent acks=all producer behind an in-flight byte budget."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from functools import partial
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from pipeline.errors import BrokerUnavailableError
+from pipeline.gateway.config import GatewayConfig
+from pipeline.gateway.errors import GatewayError, KafkaUnavailableError, OverloadedError
+from pipeline.gateway.logic import KafkaRecord
+from pipeline.gateway.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+# How often a request waiting for an unreachable broker checks again.
+_PROBE_INTERVAL_S = 0.25
+# Larger batches than aiokafka's 16 KiB default: one request often holds hundreds of traces.
+_MAX_BATCH_BYTES = 512 * 1024
+
+
+class KafkaRejectedError(GatewayError):
+    """Kafka refused a record for a reason retrying does not fix (e.g. the broker's
+    message.max.bytes is below kafka.max_message_bytes): a deployment error, not bad input."""
+
+
+class ByteBudget:
+    """Admits work while the bytes in flight stay under a limit; never waits."""
+
+    def __init__(self, limit_bytes: int, metrics: GatewayMetrics) -> None:
+        self.limit_bytes = limit_bytes
+        self.used_bytes = 0
+        self._metrics = metrics
+
+    def try_acquire(self, size_bytes: int) -> bool:
+        if self.used_bytes + size_bytes > self.limit_bytes:
+            return False
+        self.used_bytes += size_bytes
+        self._metrics.inflight_bytes.set(self.used_bytes)
+        return True
+
+    def release(self, size_bytes: int) -> None:
+        self.used_bytes -= size_bytes
+        self._metrics.inflight_bytes.set(self.used_bytes)
+
+
+class RecordProducer:
+    """Produces a request's records and returns only once Kafka acknowledged all of them."""
+
+    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics) -> None:
+        self._config = config
+        self._metrics = metrics
+        self.budget = ByteBudget(config.max_inflight_bytes, metrics)
+        self._producer: AIOKafkaProducer | None = None
+        self._probe_lock = asyncio.Lock()
+        self._down_until: dict[str, float] = {}
+
+    async def start(self) -> None:
+        """Connect to Kafka. Raises BrokerUnavailableError when it cannot be reached."""
+        cfg = self._config
+        producer = AIOKafkaProducer(
+            bootstrap_servers=cfg.bootstrap, client_id=cfg.client_id, acks="all",
+            enable_idempotence=True,
+            compression_type=None if cfg.compression == "none" else cfg.compression,
+            max_request_size=cfg.max_message_bytes, max_batch_size=_MAX_BATCH_BYTES,
+            request_timeout_ms=int(cfg.produce_timeout_s * 1000),
+        )
+        try:
+            await producer.start()
+        except KafkaError as exc:
+            await producer.stop()
+            raise BrokerUnavailableError(f"Kafka at {cfg.bootstrap} is unreachable: {exc}") from exc
+        self._producer = producer
+
+    async def stop(self, timeout_s: float) -> None:
+        """Flush what Kafka has not acknowledged yet and close, giving up after ``timeout_s``
+        (nothing lost: records still pending were never acknowledged to a client)."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            await asyncio.wait_for(producer.stop(), timeout_s)
+        except TimeoutError:
+            log.warning("Kafka producer did not flush within %.1fs; closing anyway", timeout_s)
+            await producer.client.close()
+
+    async def produce(self, signal: str, topic: str, records: Sequence[KafkaRecord]) -> None:
+        """Send ``records`` to ``topic`` and wait for every acknowledgement.
+
+        Raises OverloadedError when the in-flight byte budget is spent, KafkaUnavailableError
+        when Kafka is unreachable or does not acknowledge within otlp.ack_timeout_s, and
+        KafkaRejectedError when Kafka refuses a record for good."""
+        if self._producer is None:
+            raise KafkaUnavailableError("the gateway is not connected to Kafka",
+                                        self._config.retry_after_s)
+        total = sum(r.size_bytes for r in records)
+        if not self.budget.try_acquire(total):
+            raise OverloadedError(
+                f"{self.budget.used_bytes} bytes already in flight to Kafka, limit "
+                f"{self.budget.limit_bytes}: retry later", self._config.retry_after_s)
+        submitted = 0
+        futures: list[asyncio.Future[object]] = []
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self._config.ack_timeout_s):
+                await self._wait_reachable(self._producer, topic)
+                for record in records:
+                    fut = await self._producer.send(topic, record.value, key=record.key)
+                    submitted += record.size_bytes
+                    fut.add_done_callback(partial(self._settled, record.size_bytes))
+                    futures.append(fut)
+                await asyncio.wait(futures)
+        except TimeoutError:
+            raise KafkaUnavailableError(
+                f"Kafka did not acknowledge within {self._config.ack_timeout_s}s",
+                self._config.retry_after_s) from None
+        except KafkaError as exc:
+            raise self._error_for(exc) from exc
+        finally:
+            # Bytes handed to Kafka are released by their ack callback, the rest now.
+            self.budget.release(total - submitted)
+        for fut in futures:
+            if (failure := fut.exception()) is not None:
+                raise self._error_for(failure) from failure
+        self._metrics.produce_latency.labels(signal).observe(time.monotonic() - started)
+
+    def _error_for(self, exc: BaseException) -> GatewayError:
+        if isinstance(exc, KafkaError) and not exc.retriable:
+            return KafkaRejectedError(f"Kafka refused a record: {exc!r}")
+        return KafkaUnavailableError(f"Kafka failed: {exc!r}", self._config.retry_after_s)
+
+    def _settled(self, size_bytes: int, fut: asyncio.Future[object]) -> None:
+        self.budget.release(size_bytes)
+        if not fut.cancelled():
+            fut.exception()  # mark retrieved: failures are reported by produce() instead
+
+    async def _wait_reachable(self, producer: AIOKafkaProducer, topic: str) -> None:
+        """Wait until every partition leader of ``topic`` has a live connection.
+
+        Records are handed to aiokafka only then: the idempotent producer retries a
+        record forever, so one queued while Kafka is down would be written after the
+        client was told UNAVAILABLE and had sent it again."""
+        while not await self._probe(producer, topic):
+            await asyncio.sleep(_PROBE_INTERVAL_S)
+
+    async def _probe(self, producer: AIOKafkaProducer, topic: str) -> bool:
+        # One probe at a time, and a failed one stands for _PROBE_INTERVAL_S: requests
+        # waiting out an outage must not each open a connection (and log its failure).
+        loop = asyncio.get_running_loop()
+        async with self._probe_lock:
+            if loop.time() < self._down_until.get(topic, 0.0):
+                return False
+            if await self._leaders_ready(producer, topic):
+                return True
+            self._down_until[topic] = loop.time() + _PROBE_INTERVAL_S
+            return False
+
+    @staticmethod
+    async def _leaders_ready(producer: AIOKafkaProducer, topic: str) -> bool:
+        partitions = await producer.partitions_for(topic)
+        cluster = producer.client.cluster
+        leaders = {cluster.leader_for_partition(TopicPartition(topic, p)) for p in partitions}
+        for node in leaders:
+            if node is None or node < 0 or not await producer.client.ready(node):
+                return False
+        return True

@@ -1,0 +1,185 @@
+"""The worker on the real broker and chDB: correlation across requests, dead letters,
+insert failures, and the rows that reach ClickHouse."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from builders import T0, kv, log_record, logs_request, settings_for, span, traces_request, wait_until
+from pipeline.errors import WarehouseUnavailableError
+from pipeline.settings import Settings
+from pipeline.topics import ensure_topics, topic_specs
+from pipeline.worker import Worker, build_worker
+from sinks.warehouse import Warehouse
+
+pytestmark = pytest.mark.asyncio
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+ROOT, ORDER, PAYMENT = "b7ad6b7169203331", "00f067aa0ba902b7", "53995c3f42cd8ad8"
+
+
+class FlakyWarehouse:
+    """The real warehouse, with the first ``failures`` inserts failing as if ClickHouse were down."""
+
+    def __init__(self, inner: Warehouse, failures: int) -> None:
+        self.inner, self.failures, self.database = inner, failures, inner.database
+        self.failed = 0
+
+    def insert(self, table: str, columns: Any, *, dedup_token: str | None = None) -> int:
+        if self.failed < self.failures:
+            self.failed += 1
+            raise WarehouseUnavailableError("injected: ClickHouse unreachable")
+        return self.inner.insert(table, columns, dedup_token=dedup_token)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest_asyncio.fixture
+async def settings(kafka_bootstrap: str, unique: str, tmp_path: Path, warehouse: Warehouse) -> Settings:
+    s = settings_for(unique, tmp_path, warehouse.database)
+    await ensure_topics(kafka_bootstrap, topic_specs(s.topics))
+    return s
+
+
+@pytest_asyncio.fixture
+async def produce(kafka_bootstrap: str) -> AsyncIterator[Any]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+
+    async def send(topic: str, value: bytes, key: str | None = None) -> None:
+        await producer.send_and_wait(topic, value, key=key.encode() if key else None)
+
+    try:
+        yield send
+    finally:
+        await producer.stop()
+
+
+@pytest_asyncio.fixture
+async def running(settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str) -> AsyncIterator[Worker]:
+    worker = build_worker(settings, kafka_bootstrap, warehouse, app_id=unique)
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()
+
+
+def rows(wh: Warehouse, sql: str, **params: Any) -> list[dict[str, Any]]:
+    return wh.query(sql.format(db=wh.database), params)
+
+
+def lookup(wh: Warehouse, correlation_id: str) -> dict[str, Any]:
+    """What a correlation lookup resolves: the traces linked to the ID, their rows, and
+    the ID each of those traces shows (its best link)."""
+    traces = [r["TraceId"] for r in rows(wh, "SELECT DISTINCT TraceId FROM {db}.ollystack_trace_links "
+                                              "WHERE CorrelationId = {{c:String}}", c=correlation_id)]
+    spans = rows(wh, "SELECT SpanId, SpanAttributes FROM {db}.otel_traces FINAL WHERE TraceId IN {{t:Array(String)}} "
+                     "ORDER BY SpanId", t=traces)
+    logs = rows(wh, "SELECT Body FROM {db}.otel_logs FINAL WHERE TraceId IN {{t:Array(String)}} ORDER BY Body", t=traces)
+    shown = rows(wh, "SELECT DISTINCT argMin(CorrelationId, (Priority, FirstSeen)) AS id FROM {db}.ollystack_trace_links "
+                     "WHERE TraceId IN {{t:Array(String)}} GROUP BY TraceId", t=traces)
+    return {"traces": traces, "spans": spans, "logs": logs, "shown": sorted(r["id"] for r in shown)}
+
+
+async def test_an_id_arriving_with_the_last_request_links_the_whole_trace(
+        running: Worker, settings: Settings, produce: Any, warehouse: Warehouse) -> None:
+    t = settings.topics
+    # Children end first, so SDKs export them first; only the root knows the caller's ID.
+    await produce(t.spans, traces_request("payment-service", [
+        span(TRACE, PAYMENT, ORDER, "charge", T0 + 2_000_000, http__method="POST", http__status_code=402)]), TRACE)
+    await produce(t.logs, logs_request("payment-service", [log_record(TRACE, PAYMENT, "card declined", T0 + 2_500_000, 17)]), TRACE)
+    await produce(t.spans, traces_request("order-service", [span(TRACE, ORDER, ROOT, "place order", T0 + 1_000_000)]), TRACE)
+    await produce(t.spans, traces_request("api-gateway", [
+        span(TRACE, ROOT, "", "POST /orders", T0, 5_000_000,
+             **{"http.request.header.x-correlation-id": ["req-7f3a-checkout"]})]), TRACE)
+    await wait_until(lambda: len(lookup(warehouse, "req-7f3a-checkout")["spans"]) == 3, what="3 spans linked")
+    await wait_until(lambda: len(lookup(warehouse, "req-7f3a-checkout")["logs"]) == 1, what="the log linked")
+    found = lookup(warehouse, "req-7f3a-checkout")
+    assert found["traces"] == [TRACE]
+    assert found["shown"] == ["req-7f3a-checkout"]
+    charge = next(s for s in found["spans"] if s["SpanId"] == PAYMENT)
+    assert charge["SpanAttributes"]["http.request.method"] == "POST"
+    assert charge["SpanAttributes"]["http.response.status_code"] == "402"
+    assert "http.method" not in charge["SpanAttributes"]
+    index = rows(warehouse, "SELECT uniqExactMerge(Spans) AS spans FROM {db}.ollystack_correlation_index "
+                            "WHERE CorrelationId = {{c:String}}", c="req-7f3a-checkout")
+    assert index[0]["spans"] == 1  # the root; the children are linked through the trace
+
+
+async def test_a_trace_without_any_id_gets_one_generated_id(running: Worker, settings: Settings, produce: Any,
+                                                           warehouse: Warehouse) -> None:
+    trace = "5b8efff798038103d269b633813fc60c"
+    await produce(settings.topics.spans, traces_request("inventory-service", [span(trace, "eee19b7ec3c1b174", ROOT)]), trace)
+    await produce(settings.topics.logs, logs_request("inventory-service", [log_record(trace, "eee19b7ec3c1b174", "miss")]), trace)
+    await produce(settings.topics.spans, traces_request("api-gateway", [span(trace, ROOT)]), trace)
+
+    def ids() -> list[str]:
+        got = rows(warehouse, "SELECT CorrelationId FROM {db}.otel_traces FINAL WHERE TraceId = {{t:String}} "
+                              "UNION ALL SELECT CorrelationId FROM {db}.otel_logs FINAL WHERE TraceId = {{t:String}}", t=trace)
+        return [r["CorrelationId"] for r in got] if len(got) == 3 else []
+
+    found = await wait_until(ids, what="2 spans and 1 log stored")
+    assert len(set(found)) == 1 and found[0].startswith("olly-")
+
+
+@pytest.mark.parametrize(
+    ("hostile", "reason"),
+    [("<script>alert(1)</script>", "markup"), ("' OR 1=1 --", "sql_injection"), ("a" * 10_000, "too_long"),
+     ("abc\x00def", "nul_byte"), ("../../etc/passwd", "path_traversal")],
+    ids=["markup", "sql", "ten-kb", "nul", "traversal"],
+)
+async def test_a_hostile_id_is_replaced_and_its_reason_kept(running: Worker, settings: Settings, produce: Any,
+                                                            warehouse: Warehouse, hostile: str, reason: str) -> None:
+    await produce(settings.topics.spans, traces_request("edge", [span(TRACE, ROOT, correlation_id=hostile)]), TRACE)
+    stored = await wait_until(lambda: rows(warehouse, "SELECT CorrelationId, SpanAttributes FROM {db}.otel_traces"),
+                              what="the span stored")
+    assert stored[0]["CorrelationId"].startswith("olly-")
+    attrs = stored[0]["SpanAttributes"]
+    assert attrs["ollystack.correlation_id.rejected_reason"] == reason
+    assert len(attrs["ollystack.correlation_id.rejected_value"]) <= 256 * 4
+
+
+async def test_a_poison_record_goes_to_the_dead_letter_topic_and_the_next_is_stored(
+        running: Worker, settings: Settings, produce: Any, warehouse: Warehouse, kafka_bootstrap: str) -> None:
+    await produce(settings.topics.spans, b"\xff\xfe this is not protobuf", "poison")
+    await produce(settings.topics.spans, traces_request("after", [span(TRACE, ROOT)]), TRACE)
+    await wait_until(lambda: rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces")[0]["n"] == 1,
+                     what="the record after the poison stored")
+    consumer = AIOKafkaConsumer(settings.topics.deadletter, bootstrap_servers=kafka_bootstrap,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), 30)
+    finally:
+        await consumer.stop()
+    headers = {k: v.decode() for k, v in record.headers}
+    assert record.value == b"\xff\xfe this is not protobuf"
+    assert headers["ollystack.source.topic"] == settings.topics.spans
+    assert headers["ollystack.source.offset"] == "0"
+    assert "ExportTraceServiceRequest" in headers["ollystack.reason"]
+
+
+async def test_insert_failures_are_retried_without_loss_or_duplicates(
+        settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str, produce: Any) -> None:
+    flaky = FlakyWarehouse(warehouse, failures=4)
+    worker = build_worker(settings, kafka_bootstrap, flaky, app_id=unique)  # type: ignore[arg-type]
+    await worker.start()
+    try:
+        for i in range(30):
+            trace = f"{i + 1:032x}"
+            await produce(settings.topics.spans, traces_request("svc", [span(trace, f"{j + 1:016x}") for j in range(4)]), trace)
+        await wait_until(lambda: rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces")[0]["n"] >= 120,
+                         what="120 spans stored")
+    finally:
+        await worker.stop()
+    assert flaky.failed == 4
+    assert rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces")[0]["n"] == 120
+    assert rows(warehouse, "SELECT uniqExact(TraceId, SpanId) AS n FROM {db}.otel_traces")[0]["n"] == 120
+    retries = worker.metrics.registry.get_sample_value("ollystack_sink_insert_retries_total", {"signal": "spans"})
+    assert retries == 4

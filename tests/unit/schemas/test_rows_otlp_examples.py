@@ -1,0 +1,137 @@
+"""The official OTLP/JSON examples (opentelemetry-proto ``examples/``) decoded into rows."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from schemas.rows import decode_logs, decode_metrics, decode_spans, exemplar_rows, to_columns
+
+# shared/ sits beside the repository root, which is parents[3] of tests/unit/schemas/<file>.
+EXAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "otlp-examples"
+# OTLP/JSON writes these bytes fields as hex; the proto3 JSON mapping json_format reads wants base64.
+_HEX_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId"})
+M = TypeVar("M", bound=Message)
+
+
+def _hex_ids_to_base64(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: base64.b64encode(bytes.fromhex(value)).decode() if key in _HEX_ID_KEYS else _hex_ids_to_base64(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_hex_ids_to_base64(item) for item in node]
+    return node
+
+
+def load(name: str, message: type[M]) -> tuple[M, dict[str, Any]]:
+    """The example as a parsed protobuf request, and its raw JSON for comparisons."""
+    path = EXAMPLES / name
+    if not path.is_file():
+        pytest.skip(f"OTLP example {path} is not present (shared testdata lives beside the repository)")
+    raw = json.loads(path.read_text())
+    return json_format.ParseDict(_hex_ids_to_base64(raw), message()), raw
+
+
+def test_trace_example() -> None:
+    request, raw = load("trace.json", ExportTraceServiceRequest)
+    [record] = decode_spans(request)
+    source = raw["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    row = record.row
+    # The example's IDs are upper-case hex; rows hold lower case, as Grafana looks them up.
+    assert (row["TraceId"], row["SpanId"], row["ParentSpanId"]) == (
+        source["traceId"].lower(), source["spanId"].lower(), source["parentSpanId"].lower())  # fmt: skip
+    assert row["TraceId"] == "5b8efff798038103d269b633813fc60c"
+    assert (row["SpanName"], row["SpanKind"], row["ServiceName"]) == ("I'm a server span", "Server", "my.service")
+    assert (row["ScopeName"], row["ScopeVersion"]) == ("my.library", "1.0.0")
+    assert (row["Timestamp"], row["Duration"]) == (1544712660000000000, 1_000_000_000)
+    assert (row["StatusCode"], row["Events.Name"], row["Links.TraceId"]) == ("Unset", [], [])
+    assert row["SpanAttributes"] == {"my.span.attr": "some value"}
+    assert record.resource_attrs == {"service.name": "my.service"}
+
+
+def test_logs_example() -> None:
+    request, raw = load("logs.json", ExportLogsServiceRequest)
+    [record] = decode_logs(request)
+    row = record.row
+    assert (row["TraceId"], row["SpanId"]) == ("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174")
+    assert (row["Timestamp"], row["SeverityNumber"], row["SeverityText"]) == (1544712660300000000, 10, "Information")
+    assert (row["Body"], row["ServiceName"], row["EventName"]) == ("Example log record", "my.service", "")
+    assert row["ScopeAttributes"] == {"my.scope.attribute": "some scope attribute"}
+    assert row["LogAttributes"] == {
+        "string.attribute": "some string",
+        "boolean.attribute": "true",
+        "int.attribute": "10",
+        "double.attribute": "637.704",
+        "array.attribute": '["many","values"]',
+        "map.attribute": '{"some.map.key":"some value"}',
+    }
+    assert record.attrs == {
+        "string.attribute": "some string",
+        "boolean.attribute": True,
+        "int.attribute": 10,
+        "double.attribute": 637.704,
+        "array.attribute": ["many", "values"],
+        "map.attribute": {"some.map.key": "some value"},
+    }
+    assert record.body == "Example log record"
+
+
+def test_events_example() -> None:
+    request, _ = load("events.json", ExportLogsServiceRequest)
+    [record] = decode_logs(request)
+    row = record.row
+    assert (row["EventName"], row["TraceId"], row["SpanId"], row["SeverityNumber"]) == ("browser.page_view", "", "", 9)
+    # A kvlist body is JSON with keys sorted, as Go's encoding/json writes the Collector's map.
+    assert row["Body"] == (
+        '{"referrer":"https://wwww.google.com","title":"Free Online GUID Generator","type":0,'
+        '"url":"https://www.guidgenerator.com/online-guid-generator.aspx"}'
+    )
+    assert record.body == {
+        "type": 0,
+        "url": "https://www.guidgenerator.com/online-guid-generator.aspx",
+        "referrer": "https://wwww.google.com",
+        "title": "Free Online GUID Generator",
+    }
+    assert row["LogAttributes"] == {"event.attribute": "some event attribute"}
+
+
+def test_metrics_example() -> None:
+    request, _ = load("metrics.json", ExportMetricsServiceRequest)
+    tables = decode_metrics(request)
+    assert {table: len(rows) for table, rows in tables.items()} == {
+        "otel_metrics_gauge": 1,
+        "otel_metrics_sum": 1,
+        "otel_metrics_histogram": 1,
+        "otel_metrics_exp_histogram": 1,
+        "otel_metrics_summary": 0,
+    }
+    [counter] = tables["otel_metrics_sum"]
+    assert (counter["MetricName"], counter["Value"], counter["IsMonotonic"], counter["AggregationTemporality"]) == (
+        "my.counter", 5.0, True, 1)  # fmt: skip
+    assert counter["Attributes"] == {"my.counter.attr": "some value"}
+    [gauge] = tables["otel_metrics_gauge"]
+    assert (gauge["MetricDescription"], gauge["Value"], gauge["StartTimeUnix"], gauge["TimeUnix"]) == (
+        "I am a Gauge", 10.0, 0, 1544712660300000000)  # fmt: skip
+    [histogram] = tables["otel_metrics_histogram"]
+    assert (histogram["Count"], histogram["Sum"]) == (2, 2.0)
+    assert (histogram["BucketCounts"], histogram["ExplicitBounds"]) == ([1, 1], [1.0])
+    assert (histogram["Min"], histogram["Max"]) == (0.0, 2.0)
+    [exponential] = tables["otel_metrics_exp_histogram"]
+    assert (exponential["ZeroCount"], exponential["PositiveOffset"]) == (1, 1)
+    assert (exponential["PositiveBucketCounts"], exponential["NegativeBucketCounts"]) == ([0, 2], [])
+    assert (exponential["Count"], exponential["Sum"], exponential["Max"]) == (3, 10.0, 5.0)
+    assert {row["ServiceName"] for rows in tables.values() for row in rows} == {"my.service"}
+    assert exemplar_rows(tables) == []
+    columns = to_columns(tables["otel_metrics_histogram"])
+    assert columns["MetricName"] == ["my.histogram"]
