@@ -30,6 +30,9 @@ def create_app(settings: Settings, bootstrap: str, app_id: str = "ollystack", **
         broker_client_id=settings.kafka.client_id,
         # One worker per machine for `up`; rebalances should not wait for stragglers.
         broker_rebalance_timeout=60.0,
+        # A worker killed outright is noticed by the group after this long, not Faust's 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
         stream_wait_empty=False,
     )
     conf.update(overrides)

@@ -80,6 +80,12 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _correlate(args: argparse.Namespace, settings: Settings) -> int:
+    from api.cli import correlate_main
+
+    return correlate_main(settings, args.correlation_id, args.json)
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.demo import demo_main
 
@@ -119,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.set_defaults(run=_not_built("alerts tail", 6))
     correlate = sub.add_parser("correlate", help="print everything known under a correlation ID")
     correlate.add_argument("correlation_id")
-    correlate.set_defaults(run=_not_built("correlate", 5))
+    correlate.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    correlate.set_defaults(run=_correlate)
     demo = sub.add_parser("demo", help="sample traffic through the OpenTelemetry SDK", add_help=False)
     demo.add_argument("demo_args", nargs=argparse.REMAINDER)
     demo.set_defaults(run=_demo)

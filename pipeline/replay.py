@@ -19,12 +19,13 @@ from agents.cardinality import CardinalityLimiter
 from agents.enrich.agent import _parse
 from agents.enrich.config import EnrichConfig
 from agents.enrich.logic import EnrichResult, TraceState, enrich_logs, enrich_metrics, enrich_spans
+from agents.enrich.state import stored_states
 from agents.sink.config import SinkConfig
 from agents.sink.logic import BatchId, insert_with_retry
 from pipeline.errors import BrokerUnavailableError, ConfigError, DecodeError
 from pipeline.settings import Settings
 from pipeline.topics import describe_topics
-from schemas.enriched import LINKS_TABLE, merge_tables, rows_by_table
+from schemas.enriched import merge_tables, rows_by_table
 from schemas.rows import decode_logs, decode_metrics, decode_spans, exemplar_rows
 from sinks.warehouse import Warehouse
 
@@ -76,20 +77,6 @@ async def _bounds(consumer: AIOKafkaConsumer, parts: list[TopicPartition], start
     return {tp: (first[tp], max(first[tp], last[tp])) for tp in parts}
 
 
-def known_traces(warehouse: Warehouse, trace_ids: set[str]) -> dict[str, TraceState]:
-    """The best stored link of each trace, so a replay keeps the IDs the live path gave."""
-    ids = sorted(t for t in trace_ids if t)
-    if not ids:
-        return {}
-    rows = warehouse.query(
-        f"SELECT TraceId, argMin(CorrelationId, (Priority, FirstSeen)) AS id, argMin(Source, (Priority, FirstSeen)) AS source, "
-        f"min(Priority) AS priority, toUnixTimestamp64Nano(min(FirstSeen)) AS first_ns "
-        f"FROM {warehouse.database}.{LINKS_TABLE} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId",
-        {"ids": ids},
-    )
-    return {r["TraceId"]: TraceState(r["id"], r["source"], int(r["priority"]), int(r["first_ns"])) for r in rows}
-
-
 class Replayer:
     """Enrich and insert records of one signal, remembering trace IDs across batches."""
 
@@ -101,7 +88,7 @@ class Replayer:
 
     def _known(self, trace_ids: set[str]) -> dict[str, TraceState]:
         missing = {t for t in trace_ids if t and t not in self.states}
-        self.states.update(known_traces(self.warehouse, missing))
+        self.states.update(stored_states(self.warehouse, missing))
         return {t: self.states[t] for t in trace_ids if t in self.states}
 
     def enrich(self, value: bytes) -> EnrichResult:

@@ -29,7 +29,7 @@ class Worker:
         self.app: faust.App = create_app(settings, bootstrap, app_id)
         self.warehouse = warehouse
         self.metrics = WorkerMetrics(registry)
-        self.enrich = EnrichStage(self.app, settings, enrich or EnrichConfig(), self.metrics)
+        self.enrich = EnrichStage(self.app, settings, enrich or EnrichConfig(), self.metrics, warehouse)
         self.sink = SinkStage(self.app, settings, warehouse, sink or SinkConfig.from_settings(settings.sink), self.metrics)
         self.agent_names = self.enrich.agent_names + self.sink.agent_names
 

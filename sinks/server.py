@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import threading
 import uuid
 from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
@@ -56,17 +57,20 @@ def client_from_url(url: str) -> Any:
 
 
 class ServerWarehouse:
-    """Warehouse on a ClickHouse server. One connection, serialised by the driver."""
+    """Warehouse on a ClickHouse server. One connection; calls from several threads take turns."""
 
     def __init__(self, url: str, database: str = "default") -> None:
         self.database = check_identifier(database, "database")
         self._client = client_from_url(url)
+        # A clickhouse-driver Client is one connection and not safe across threads.
+        self._lock = threading.Lock()
 
     def _run(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
         from clickhouse_driver import errors as ch_errors
 
         try:
-            return self._client.execute(sql, params, **kwargs)
+            with self._lock:
+                return self._client.execute(sql, params, **kwargs)
         except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
             raise WarehouseUnavailableError(f"ClickHouse server unreachable: {exc}") from exc
         except ch_errors.Error as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import faust
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -15,15 +15,17 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from agents.cardinality import CardinalityLimiter
 from agents.deadletter import send_dead_letter
 from agents.enrich.config import EnrichConfig
-from agents.enrich.logic import EnrichResult, TraceState, enrich_logs, enrich_metrics, enrich_spans
+from agents.enrich.logic import EnrichResult, enrich_logs, enrich_metrics, enrich_spans
+from agents.enrich.state import TraceStates
 from agents.metrics import WorkerMetrics
 from pipeline.errors import BrokerUnavailableError, DecodeError
 from pipeline.settings import Settings
 from schemas.enriched import encode_enriched
 from schemas.rows import decode_logs, decode_metrics, decode_spans, exemplar_rows
+from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-TRACE_TABLE = "trace-correlation"
+TRACE_CACHE_TRACES = 200_000
 
 
 class AckAfterDelivery:
@@ -62,15 +64,17 @@ def _parse(message_type: Any, value: bytes | None) -> Any:
 
 
 class EnrichStage:
-    """The three enrich agents and the trace -> correlation table they share."""
+    """The three enrich agents and the trace -> correlation states they share."""
 
-    def __init__(self, app: faust.App, settings: Settings, config: EnrichConfig, metrics: WorkerMetrics) -> None:
+    def __init__(self, app: faust.App, settings: Settings, config: EnrichConfig, metrics: WorkerMetrics,
+                 warehouse: Warehouse) -> None:
         self.app, self.settings, self.config, self.metrics = app, settings, config.check(), metrics
         topics = settings.topics
         raw = dict(key_serializer="raw", value_serializer="raw")
         self.deadletter = app.topic(topics.deadletter, **raw)
-        self.traces = app.Table(TRACE_TABLE, default=None, key_type=str, value_type=dict,
-                                partitions=topics.partitions)
+        # Trace -> correlation state: a bounded cache in front of the trace links stored in
+        # ClickHouse (see TraceStates for why not a Faust table).
+        self.traces = TraceStates(warehouse, TRACE_CACHE_TRACES)
         self.limiter = CardinalityLimiter(config.cardinality_max_values, config.cardinality_window_s)
         self.agent_names = []
         for signal, source, target, handler in (
@@ -82,37 +86,27 @@ class EnrichStage:
             app.agent(app.topic(source, **raw), name=name)(self._loop(signal, app.topic(target, **raw), handler))
             self.agent_names.append(name)
 
-    def _known(self, trace_ids: set[str]) -> dict[str, TraceState]:
-        known = {}
-        for trace_id in trace_ids:
-            value = self.traces.get(trace_id) if trace_id else None
-            if value:
-                known[trace_id] = TraceState.from_json(value)
-        return known
-
-    def _remember(self, result: EnrichResult) -> None:
-        for trace_id, state in result.trace_updates.items():
-            self.traces[trace_id] = state.to_json()
-
-    def _spans(self, value: bytes) -> EnrichResult:
+    async def _spans(self, value: bytes) -> EnrichResult:
         records = decode_spans(_parse(ExportTraceServiceRequest, value))
-        result = enrich_spans(records, self._known({r.row["TraceId"] for r in records}), self.config)
-        self._remember(result)
+        known = await self.traces.known({r.row["TraceId"] for r in records})
+        result = enrich_spans(records, known, self.config)
+        self.traces.remember(result.trace_updates)
         return result
 
-    def _logs(self, value: bytes) -> EnrichResult:
+    async def _logs(self, value: bytes) -> EnrichResult:
         records = decode_logs(_parse(ExportLogsServiceRequest, value))
-        result = enrich_logs(records, self._known({r.row["TraceId"] for r in records}), self.config)
-        self._remember(result)
+        known = await self.traces.known({r.row["TraceId"] for r in records})
+        result = enrich_logs(records, known, self.config)
+        self.traces.remember(result.trace_updates)
         return result
 
-    def _metrics(self, value: bytes) -> EnrichResult:
+    async def _metrics(self, value: bytes) -> EnrichResult:
         tables = decode_metrics(_parse(ExportMetricsServiceRequest, value))
         exemplars = exemplar_rows(tables)
-        known = self._known({e["TraceId"] for e in exemplars})
+        known = await self.traces.known({e["TraceId"] for e in exemplars})
         return enrich_metrics(tables, exemplars, known, self.limiter, time.time())
 
-    def _loop(self, signal: str, target: Any, handler: Callable[[bytes], EnrichResult]) -> Any:
+    def _loop(self, signal: str, target: Any, handler: Callable[[bytes], Awaitable[EnrichResult]]) -> Any:
         stage = self
 
         async def enrich(stream: Any) -> None:
@@ -122,7 +116,7 @@ class EnrichStage:
                 acks.check()
                 message = event.message
                 try:
-                    result = handler(event.value)
+                    result = await handler(event.value)
                 except DecodeError as exc:
                     delivery = await send_dead_letter(stage.deadletter, message, "enrich", str(exc))
                     stage.metrics.deadletters.labels(message.topic, "enrich").inc()
