@@ -127,16 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     correlate.add_argument("correlation_id")
     correlate.add_argument("--json", action="store_true", help="print JSON instead of tables")
     correlate.set_defaults(run=_correlate)
-    demo = sub.add_parser("demo", help="sample traffic through the OpenTelemetry SDK", add_help=False)
-    demo.add_argument("demo_args", nargs=argparse.REMAINDER)
-    demo.set_defaults(run=_demo)
+    # The demo has its own options (pipeline/demo.py); everything after `demo` goes to it.
+    sub.add_parser("demo", help="sample traffic through the OpenTelemetry SDK (demo --help)",
+                   add_help=False).set_defaults(run=_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ollystack` script. Exit 0 on success, 2 on an OllyStack error
     (bad setting, unreachable broker ...), with a one-line message on stderr."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "demo":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.demo_args = extra
     try:
         settings = load_settings(args.config)
         from pipeline.logs import configure_logging

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,32 +36,37 @@ def jvms_using(path: Path) -> list[str]:
 
 def wait_for_line(proc: subprocess.Popen[str], marker: str, deadline_s: float) -> list[str]:
     """Lines of ``proc``'s stdout up to the one containing ``marker``; fails on exit or deadline."""
-    lines: list[str] = []
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
     end = time.monotonic() + deadline_s
-    assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), False)
-    buffer = ""
     while time.monotonic() < end:
-        chunk = proc.stdout.read()
-        if chunk:
-            buffer += chunk
-            *complete, buffer = buffer.split("\n")
-            lines += complete
-            if any(marker in line for line in complete):
-                return lines
-        elif proc.poll() is not None:
+        try:
+            line = lines.get(timeout=max(0.01, end - time.monotonic()))
+        except queue.Empty:
             break
-        else:
-            time.sleep(0.05)  # polling a pipe, not synchronising on time
-    raise AssertionError(f"no {marker!r} within {deadline_s}s; exit={proc.poll()} output={lines + [buffer]}")
+        if line is None:
+            break
+        seen.append(line)
+        if marker in line:
+            return seen
+    raise AssertionError(f"no {marker!r} within {deadline_s}s; exit={proc.poll()} output={seen}")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
 def test_up_prints_endpoints_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     env = ollystack_env(tmp_path, OLLYSTACK_KAFKA_LOCAL_PORT="0", OLLYSTACK_OTLP_GRPC_PORT="0",
                         OLLYSTACK_OTLP_HTTP_PORT="0", OLLYSTACK_API_PORT="0", OLLYSTACK_TOPICS_PARTITIONS="2")
+    log = open(tmp_path / "up.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "up"], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         lines = wait_for_line(proc, "Ctrl-C stops everything", 150)
         text = "\n".join(lines)
@@ -75,6 +82,9 @@ def test_up_prints_endpoints_serves_and_stops_cleanly(tmp_path: Path, sig: signa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+        log.close()
     assert jvms_using(tmp_path / "kafka") == [], "the broker JVM outlived `ollystack up`"
 
 
