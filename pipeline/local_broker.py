@@ -145,7 +145,7 @@ class LocalKafkaBroker:
     def _format(self, java: str, libs: Path, config: Path) -> None:
         if (self.data_dir / "log" / "meta.properties").exists():
             return
-        cmd = self._java_cmd(java, libs, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+        cmd = self._java_cmd(java, libs, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
                              "-c", str(config), "--standalone", "--ignore-formatted")
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
