@@ -10,23 +10,19 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from tqdm import tqdm
 
 from agents.cardinality import CardinalityLimiter
-from agents.enrich.agent import _parse
+from agents.enrich.agent import TRACE_CACHE_TRACES
 from agents.enrich.config import EnrichConfig
-from agents.enrich.logic import EnrichResult, TraceState, enrich_logs, enrich_metrics, enrich_spans
-from agents.enrich.state import stored_states
+from agents.enrich.records import Signal, decode_record, enrich_decoded
+from agents.enrich.state import TraceStates
 from agents.sink.config import SinkConfig
 from agents.sink.logic import BatchId, insert_with_retry
 from pipeline.errors import BrokerUnavailableError, ConfigError, DecodeError
 from pipeline.settings import Settings
 from pipeline.topics import describe_topics
 from schemas.enriched import merge_tables, rows_by_table
-from schemas.rows import decode_logs, decode_metrics, decode_spans, exemplar_rows
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -78,46 +74,28 @@ async def _bounds(consumer: AIOKafkaConsumer, parts: list[TopicPartition], start
 
 
 class Replayer:
-    """Enrich and insert records of one signal, remembering trace IDs across batches."""
+    """Enrich raw records of one signal exactly as the live agents do, trace states included."""
 
     def __init__(self, signal: SignalName, warehouse: Warehouse, config: EnrichConfig) -> None:
-        self.signal, self.warehouse, self.config = signal, warehouse, config.check()
-        self.states: dict[str, TraceState] = {}
+        self.signal: Signal = {"traces": "spans", "logs": "logs", "metrics": "metrics"}[signal]  # type: ignore[assignment]
+        self.config = config.check()
+        self.states = TraceStates(warehouse, TRACE_CACHE_TRACES)
         self.limiter = CardinalityLimiter(config.cardinality_max_values, config.cardinality_window_s)
         self.dead: list[tuple[int, int, str]] = []
 
-    def _known(self, trace_ids: set[str]) -> dict[str, TraceState]:
-        missing = {t for t in trace_ids if t and t not in self.states}
-        self.states.update(stored_states(self.warehouse, missing))
-        return {t: self.states[t] for t in trace_ids if t in self.states}
-
-    def enrich(self, value: bytes) -> EnrichResult:
-        """The same enrichment the live agents run, for one raw record."""
-        if self.signal == "traces":
-            spans = decode_spans(_parse(ExportTraceServiceRequest, value))
-            result = enrich_spans(spans, self._known({s.row["TraceId"] for s in spans}), self.config)
-        elif self.signal == "logs":
-            logs = decode_logs(_parse(ExportLogsServiceRequest, value))
-            result = enrich_logs(logs, self._known({r.row["TraceId"] for r in logs}), self.config)
-        else:
-            tables = decode_metrics(_parse(ExportMetricsServiceRequest, value))
-            exemplars = exemplar_rows(tables)
-            result = enrich_metrics(tables, exemplars, self._known({e["TraceId"] for e in exemplars}),
-                                    self.limiter, time.time())
-        self.states.update(result.trace_updates)
-        return result
-
-    def tables(self, records: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    async def tables(self, records: list[Any]) -> dict[str, list[dict[str, Any]]]:
         """Rows per table of raw records; undecodable ones are noted and skipped."""
         parts = []
-        signal = {"traces": "spans", "logs": "logs", "metrics": "metrics"}[self.signal]
         for record in records:
             try:
-                result = self.enrich(record.value)
+                decoded = decode_record(self.signal, record.value)
             except DecodeError as exc:
                 self.dead.append((record.partition, record.offset, str(exc)))
                 continue
-            parts.append(rows_by_table(signal, result.rows, result.links))
+            known = await self.states.known(decoded.trace_ids)
+            result = enrich_decoded(decoded, known, self.config, self.limiter, time.time())
+            self.states.remember(result.trace_updates)
+            parts.append(rows_by_table(self.signal, result.rows, result.links))
         return merge_tables(parts)
 
 
@@ -172,7 +150,7 @@ async def _replay_partition(consumer: AIOKafkaConsumer, tp: TopicPartition, firs
         if not records:
             continue
         batch = BatchId(f"replay.{tp.topic}", tp.partition, records[0].offset, records[-1].offset)
-        tables = replayer.tables(records)
+        tables = await replayer.tables(records)
         totals["rows"] += await insert_with_retry(warehouse, tables, batch, config)
         totals["records"] += len(records)
         position = records[-1].offset + 1

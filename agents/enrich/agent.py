@@ -4,24 +4,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import faust
-from google.protobuf.message import DecodeError as ProtobufDecodeError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agents.cardinality import CardinalityLimiter
 from agents.deadletter import send_dead_letter
 from agents.enrich.config import EnrichConfig
-from agents.enrich.logic import EnrichResult, enrich_logs, enrich_metrics, enrich_spans
+from agents.enrich.logic import EnrichResult
+from agents.enrich.records import Signal, decode_record, enrich_decoded
 from agents.enrich.state import TraceStates
 from agents.metrics import WorkerMetrics
 from pipeline.errors import BrokerUnavailableError, DecodeError
 from pipeline.settings import Settings
 from schemas.enriched import encode_enriched
-from schemas.rows import decode_logs, decode_metrics, decode_spans, exemplar_rows
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -54,15 +50,6 @@ class AckAfterDelivery:
             raise BrokerUnavailableError(f"an enriched record was not delivered: {error!r}")
 
 
-def _parse(message_type: Any, value: bytes | None) -> Any:
-    if not value:
-        raise DecodeError("empty record value")
-    try:
-        return message_type.FromString(value)
-    except (ProtobufDecodeError, ValueError) as exc:
-        raise DecodeError(f"not an OTLP {message_type.__name__}: {exc}") from None
-
-
 class EnrichStage:
     """The three enrich agents and the trace -> correlation states they share."""
 
@@ -77,36 +64,24 @@ class EnrichStage:
         self.traces = TraceStates(warehouse, TRACE_CACHE_TRACES)
         self.limiter = CardinalityLimiter(config.cardinality_max_values, config.cardinality_window_s)
         self.agent_names = []
-        for signal, source, target, handler in (
-            ("spans", topics.spans, topics.enriched_spans, self._spans),
-            ("logs", topics.logs, topics.enriched_logs, self._logs),
-            ("metrics", topics.metrics, topics.enriched_metrics, self._metrics),
-        ):
+        sources: tuple[tuple[Signal, str, str], ...] = (
+            ("spans", topics.spans, topics.enriched_spans),
+            ("logs", topics.logs, topics.enriched_logs),
+            ("metrics", topics.metrics, topics.enriched_metrics),
+        )
+        for signal, source, target in sources:
             name = f"enrich-{signal}"
-            app.agent(app.topic(source, **raw), name=name)(self._loop(signal, app.topic(target, **raw), handler))
+            app.agent(app.topic(source, **raw), name=name)(self._loop(signal, app.topic(target, **raw)))
             self.agent_names.append(name)
 
-    async def _spans(self, value: bytes) -> EnrichResult:
-        records = decode_spans(_parse(ExportTraceServiceRequest, value))
-        known = await self.traces.known({r.row["TraceId"] for r in records})
-        result = enrich_spans(records, known, self.config)
+    async def _enrich(self, signal: Signal, value: bytes) -> EnrichResult:
+        decoded = decode_record(signal, value)
+        known = await self.traces.known(decoded.trace_ids)
+        result = enrich_decoded(decoded, known, self.config, self.limiter, time.time())
         self.traces.remember(result.trace_updates)
         return result
 
-    async def _logs(self, value: bytes) -> EnrichResult:
-        records = decode_logs(_parse(ExportLogsServiceRequest, value))
-        known = await self.traces.known({r.row["TraceId"] for r in records})
-        result = enrich_logs(records, known, self.config)
-        self.traces.remember(result.trace_updates)
-        return result
-
-    async def _metrics(self, value: bytes) -> EnrichResult:
-        tables = decode_metrics(_parse(ExportMetricsServiceRequest, value))
-        exemplars = exemplar_rows(tables)
-        known = await self.traces.known({e["TraceId"] for e in exemplars})
-        return enrich_metrics(tables, exemplars, known, self.limiter, time.time())
-
-    def _loop(self, signal: str, target: Any, handler: Callable[[bytes], Awaitable[EnrichResult]]) -> Any:
+    def _loop(self, signal: Signal, target: Any) -> Any:
         stage = self
 
         async def enrich(stream: Any) -> None:
@@ -116,7 +91,7 @@ class EnrichStage:
                 acks.check()
                 message = event.message
                 try:
-                    result = await handler(event.value)
+                    result = await stage._enrich(signal, event.value)
                 except DecodeError as exc:
                     delivery = await send_dead_letter(stage.deadletter, message, "enrich", str(exc))
                     stage.metrics.deadletters.labels(message.topic, "enrich").inc()

@@ -127,7 +127,7 @@ def _assign(trace_id: str, group: Sequence[Any], own: Sequence[Candidate | None]
 def enrich_spans(records: Sequence[SpanRecord], known: Mapping[str, TraceState], config: EnrichConfig) -> EnrichResult:
     """Set CorrelationId on every span, trace by trace; rename deprecated attributes.
 
-    ``known`` holds the states of traces seen before (from the worker's table). Nothing
+    ``known`` holds the states of traces seen before (agents/enrich/state.py). Nothing
     is dropped: an invalid ID is replaced and its reason kept in the span's attributes."""
     result = EnrichResult()
     for trace_id, group in _by_trace(records).items():
@@ -143,7 +143,7 @@ def enrich_spans(records: Sequence[SpanRecord], known: Mapping[str, TraceState],
             if candidate is not None:
                 found.append((candidate, row["Timestamp"]))
         _assign(trace_id, group, own, found, known, result, lambda r: r.row["SpanId"])
-        result.counts["spans"] += len(records)
+    result.counts["spans"] += len(records)
     return result
 
 
@@ -165,7 +165,7 @@ def enrich_logs(records: Sequence[LogRecordRow], known: Mapping[str, TraceState]
                 found.append((candidate, row["Timestamp"]))
         _assign(trace_id, group, own, found, known, result,
                 lambda r: f"{r.row['Timestamp']}:{r.row['ServiceName']}:{r.row['Body']}")
-        result.counts["logs"] += len(records)
+    result.counts["logs"] += len(records)
     return result
 
 
