@@ -14,7 +14,6 @@ from api.queries.correlation import CorrelationRows
 from api.responses import EXCEPTION_HANDLERS
 from api.routes import correlate, exemplars, health, logs, services, traces
 from api.runtime import ApiRuntime
-from api.serialized import SerializedWarehouse
 from api.telemetry import ApiMetrics, MetricsMiddleware
 from api.tenancy import TenantAuth
 from pipeline.settings import Settings
@@ -42,7 +41,7 @@ def create_app(
     is "now" for default time ranges."""
     metrics = ApiMetrics(registry or CollectorRegistry())
     runtime = ApiRuntime(
-        warehouse=SerializedWarehouse(warehouse),
+        warehouse=warehouse,
         metrics=metrics,
         limits=limits or Limits(),
         cache=TtlCache[CorrelationRows](ttl_s=cache_ttl_s, max_entries=CACHE_MAX_ENTRIES,

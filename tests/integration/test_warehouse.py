@@ -133,3 +133,16 @@ def test_unknown_url_scheme_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="OLLYSTACK_CLICKHOUSE_URL"):
         open_warehouse("postgres://x", tmp_path)
+
+
+def test_parameters_do_not_cross_between_threads(warehouse: Warehouse) -> None:
+    # chDB shares one session per process; without the backend's lock, concurrent
+    # parameterised queries were seen running with another thread's values.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(i: int) -> str:
+        return warehouse.query("SELECT {tenant:String} AS tenant", {"tenant": f"tenant-{i}"})[0]["tenant"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(ask, range(200)))
+    assert answers == [f"tenant-{i}" for i in range(200)]
