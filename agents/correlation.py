@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
+from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -89,17 +90,32 @@ def _first_text(value: object) -> str | None:
 
 def _attribute(attrs: Mapping[str, object], keys: tuple[str, ...]) -> str | None:
     for key in keys:
-        found = _text(attrs.get(key))
-        if found is not None:
-            return found
+        value = attrs.get(key)
+        if value is not None:
+            found = _text(value)
+            if found is not None:
+                return found
     return None
 
 
-def _header(attrs: Mapping[str, object], names: tuple[str, ...]) -> str | None:
+@lru_cache(maxsize=64)
+def _header_keys(names: tuple[str, ...]) -> tuple[str, ...]:
+    # Every spelling a header can arrive under, in precedence order; computed once per
+    # config because this runs for every span and log record.
+    keys: list[str] = []
     for name in names:
         lower = name.lower()
         for key in (name, lower, _HEADER_ATTRIBUTE_PREFIX + lower):
-            found = _first_text(attrs.get(key))
+            if key not in keys:
+                keys.append(key)
+    return tuple(keys)
+
+
+def _header(attrs: Mapping[str, object], names: tuple[str, ...]) -> str | None:
+    for key in _header_keys(names):
+        value = attrs.get(key)
+        if value is not None:
+            found = _first_text(value)
             if found is not None:
                 return found
     return None
