@@ -9,7 +9,7 @@ import orjson
 import pyarrow as pa
 
 from pipeline.errors import WarehouseError
-from sinks.arrow_types import arrow_type, to_arrow_values
+from sinks.arrow_types import to_arrow_array
 from sinks.warehouse import Columns, Row, check_dedup_token, check_identifier, column_lengths
 
 _SESSION_SETTINGS = (
@@ -123,12 +123,8 @@ class EmbeddedWarehouse:
         unknown = [name for name in columns if name not in schema]
         if unknown:
             raise WarehouseError(f"table {self.database}.{table} has no columns {unknown}")
-        fields, arrays = [], []
-        for name, values in columns.items():
-            kind = arrow_type(schema[name])
-            fields.append(pa.field(name, kind))
-            arrays.append(pa.array(to_arrow_values(schema[name], values), type=kind))
-        block = pa.Table.from_arrays(arrays, schema=pa.schema(fields))  # noqa: F841 (read by chDB)
+        arrays = [to_arrow_array(schema[name], values) for name, values in columns.items()]
+        block = pa.Table.from_arrays(arrays, names=list(columns))  # noqa: F841 (read by chDB)
         names = ", ".join(f"`{name}`" for name in columns)
         settings = ""
         if dedup_token is not None:

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.errors import WarehouseError
-from sinks.arrow_types import arrow_type, split_args, to_arrow_values
+from sinks.arrow_types import arrow_type, split_args, to_arrow_array
 
 
 @pytest.mark.parametrize(
@@ -35,6 +35,19 @@ def test_split_args_respects_parentheses() -> None:
     assert split_args("A, B(C, D), E") == ["A", "B(C, D)", "E"]
 
 
-def test_maps_become_key_value_lists() -> None:
-    assert to_arrow_values("Array(Map(String, String))", [[{"a": "b"}], []]) == [[[("a", "b")]], []]
-    assert to_arrow_values("String", ["x"]) == ["x"]
+@pytest.mark.parametrize(
+    ("ch_type", "values", "expected"),
+    [
+        ("Map(LowCardinality(String), String)", [{"a": "b", "c": "d"}, {}, {"e": "f"}],
+         [[("a", "b"), ("c", "d")], [], [("e", "f")]]),
+        ("Array(Map(LowCardinality(String), String))", [[{"a": "b"}], [], [{}, {"c": "d"}]],
+         [[[("a", "b")]], [], [[], [("c", "d")]]]),
+        ("Array(UInt64)", [[1, 2], [], [3]], [[1, 2], [], [3]]),
+        ("String", ["x", ""], ["x", ""]),
+    ],
+    ids=["map", "array-of-maps", "array", "scalar"],
+)
+def test_arrays_are_built_with_the_declared_type(ch_type: str, values: list, expected: list) -> None:
+    array = to_arrow_array(ch_type, values)
+    assert array.type == arrow_type(ch_type)
+    assert array.to_pylist() == expected
