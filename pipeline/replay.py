@@ -13,10 +13,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tqdm import tqdm
 
 from agents.cardinality import CardinalityLimiter
-from agents.enrich.agent import TRACE_CACHE_TRACES
 from agents.enrich.config import EnrichConfig
 from agents.enrich.records import Signal, decode_record, enrich_decoded
-from agents.enrich.state import TraceStates
+from agents.enrich.state import TRACE_CACHE_TRACES, TraceStates
 from agents.sink.config import SinkConfig
 from agents.sink.logic import BatchId, insert_with_retry
 from pipeline.errors import BrokerUnavailableError, ConfigError, DecodeError

@@ -60,8 +60,9 @@ async def _start_roles(
         warehouse = open_configured_warehouse(settings)
         stack.callback(warehouse.close)
         await asyncio.to_thread(migrate, warehouse, settings.clickhouse)
-        endpoints.append(("ClickHouse", settings.clickhouse.url.get_secret_value() and "server" or
-                          f"chDB {settings.data_dir / 'chdb'}"))
+        where = "server (OLLYSTACK_CLICKHOUSE_URL)" if settings.clickhouse.url.get_secret_value() \
+            else f"chDB {settings.data_dir / 'chdb'}"
+        endpoints.append(("ClickHouse", where))
     if "gateway" in roles:
         from pipeline.gateway.service import build_gateway
 

@@ -13,7 +13,7 @@ from agents.deadletter import send_dead_letter
 from agents.enrich.config import EnrichConfig
 from agents.enrich.logic import EnrichResult
 from agents.enrich.records import Signal, decode_record, enrich_decoded
-from agents.enrich.state import TraceStates
+from agents.enrich.state import TRACE_CACHE_TRACES, TraceStates
 from agents.metrics import WorkerMetrics
 from pipeline.errors import BrokerUnavailableError, DecodeError
 from pipeline.settings import Settings
@@ -21,7 +21,6 @@ from schemas.enriched import encode_enriched
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-TRACE_CACHE_TRACES = 200_000
 
 
 class AckAfterDelivery:

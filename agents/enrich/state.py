@@ -15,6 +15,9 @@ from agents.enrich.logic import TraceState
 from schemas.enriched import LINKS_TABLE
 from sinks.warehouse import Warehouse
 
+# About a minute of traces at 3k traces/s: enough to span the arrival of one trace's parts.
+TRACE_CACHE_TRACES = 200_000
+
 
 def stored_states(warehouse: Warehouse, trace_ids: set[str]) -> dict[str, TraceState]:
     """The best stored link of each trace: the ID every record of the trace shows."""
