@@ -26,6 +26,9 @@ def create_app(settings: Settings, bootstrap: str, app_id: str = "ollystack", **
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_max_request_size=settings.kafka.max_message_bytes,
+        # An enriched record of one 512-span request is ~0.5 MB of JSON: Faust's 1 MB
+        # per-partition fetch would bring one or two records per round trip.
+        consumer_max_fetch_size=settings.kafka.max_message_bytes,
         producer_compression_type=None if settings.kafka.compression == "none" else settings.kafka.compression,
         broker_client_id=settings.kafka.client_id,
         # One worker per machine for `up`; rebalances should not wait for stragglers.
