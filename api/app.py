@@ -12,10 +12,11 @@ from api.cache import TtlCache
 from api.params import Limits
 from api.queries.correlation import CorrelationRows
 from api.responses import EXCEPTION_HANDLERS
-from api.routes import correlate, exemplars, health, logs, services, traces
+from api.routes import alerts, correlate, exemplars, health, logs, services, traces
 from api.runtime import ApiRuntime
 from api.telemetry import ApiMetrics, MetricsMiddleware
 from api.tenancy import TenantAuth
+from agents.score.config import ScoreConfig
 from pipeline.settings import Settings
 from sinks.warehouse import Warehouse
 
@@ -50,7 +51,7 @@ def create_app(
     )
     app = Starlette(
         routes=[*health.ROUTES, *correlate.ROUTES, *traces.ROUTES, *logs.ROUTES, *services.ROUTES,
-                *exemplars.ROUTES],
+                *exemplars.ROUTES, *alerts.ROUTES],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(TenantAuth, tokens=settings.otlp.auth_tokens),
@@ -60,4 +61,5 @@ def create_app(
     app.state.settings = settings
     app.state.warehouse = warehouse
     app.state.runtime = runtime
+    app.state.score_config = ScoreConfig.from_settings(settings)
     return app

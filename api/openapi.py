@@ -123,13 +123,15 @@ def _paths() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The document served at /openapi.json."""
+    from api.openapi_alerts import alert_paths  # it builds on this module's helpers
+
     return {
         "openapi": "3.0.3",
         "info": {"title": "OllyStack query API", "version": "1",
                  "description": "Correlation lookups, traces, logs, services and exemplars. " + TIMESTAMP_DOC
                  + ". With API keys configured every /api/v1 request needs 'Authorization: Bearer <key>' or "
                    "'X-API-Key' and sees only its tenant's rows."},
-        "paths": _paths(),
+        "paths": {**_paths(), **alert_paths()},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},

@@ -86,19 +86,18 @@ def _correlate(args: argparse.Namespace, settings: Settings) -> int:
     return correlate_main(settings, args.correlation_id, args.json)
 
 
+def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.alerts_tail import alerts_tail_main
+
+    if not settings.kafka.bootstrap:
+        raise OllyStackError("`ollystack alerts tail` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker with the alerts topic)")
+    return alerts_tail_main(settings, settings.kafka.bootstrap, args.from_beginning, args.max, args.format)
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.demo import demo_main
 
     return demo_main(args.demo_args)
-
-
-def _not_built(what: str, issue: int) -> Handler:
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        from pipeline.errors import NotBuiltError
-
-        raise NotBuiltError(f"`ollystack {what}` is not built yet (tracked in issue #{issue})")
-
-    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(run=_replay)
     alerts = sub.add_parser("alerts", help="alerts topic tools")
     alerts.add_argument("action", choices=("tail",))
-    alerts.set_defaults(run=_not_built("alerts tail", 6))
+    alerts.add_argument("--from-beginning", action="store_true", help="print the alerts already on the topic too")
+    alerts.add_argument("--max", type=int, metavar="N", help="stop after N alerts")
+    alerts.add_argument("--format", choices=("json", "table"), default="json")
+    alerts.set_defaults(run=_alerts_tail)
     correlate = sub.add_parser("correlate", help="print everything known under a correlation ID")
     correlate.add_argument("correlation_id")
     correlate.add_argument("--json", action="store_true", help="print JSON instead of tables")

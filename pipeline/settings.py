@@ -93,6 +93,16 @@ class SinkSettings(_Section):
     batch_max_age_s: float = Field(default=1.0, gt=0)
 
 
+class ScoreSettings(_Section):
+    window_s: float = Field(default=60.0, gt=0)
+    lateness_s: float = Field(default=10.0, ge=0)
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    fire_windows: int = Field(default=2, ge=1)
+    resolve_windows: int = Field(default=3, ge=1)
+    alertmanager_url: str = ""  # empty: alerts go to the topic and the table only
+    api_url: str = ""  # base of lookup links in alerts; empty: http://{host}:{api.port}
+
+
 class Settings(_Section):
     host: str = "127.0.0.1"
     data_dir: Path = Path(".ollystack")
@@ -104,6 +114,7 @@ class Settings(_Section):
     api: ApiSettings = ApiSettings()
     topics: TopicSettings = TopicSettings()
     sink: SinkSettings = SinkSettings()
+    score: ScoreSettings = ScoreSettings()
 
     def redacted(self) -> dict[str, Any]:
         """The settings as plain data with every secret replaced by '**********'."""

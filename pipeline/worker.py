@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry
 from agents.enrich.agent import EnrichStage
 from agents.enrich.config import EnrichConfig
 from agents.metrics import WorkerMetrics
+from agents.score.agent import ScoreStage
+from agents.score.config import ScoreConfig
 from agents.sink.agent import SinkStage
 from agents.sink.config import SinkConfig
 from pipeline.app import create_app
@@ -19,11 +21,11 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    """A Faust app with the enrich and sink agents registered on it."""
+    """A Faust app with the enrich, sink and score agents registered on it."""
 
     def __init__(self, settings: Settings, bootstrap: str, warehouse: Warehouse, *,
                  app_id: str = "ollystack", enrich: EnrichConfig | None = None, sink: SinkConfig | None = None,
-                 registry: CollectorRegistry | None = None) -> None:
+                 score: ScoreConfig | None = None, registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
         self.app_id = app_id
         self.app: faust.App = create_app(settings, bootstrap, app_id)
@@ -31,7 +33,8 @@ class Worker:
         self.metrics = WorkerMetrics(registry)
         self.enrich = EnrichStage(self.app, settings, enrich or EnrichConfig(), self.metrics, warehouse)
         self.sink = SinkStage(self.app, settings, warehouse, sink or SinkConfig.from_settings(settings.sink), self.metrics)
-        self.agent_names = self.enrich.agent_names + self.sink.agent_names
+        self.score = ScoreStage(self.app, settings, warehouse, score or ScoreConfig.from_settings(settings), self.metrics)
+        self.agent_names = self.enrich.agent_names + self.sink.agent_names + self.score.agent_names
 
     async def start(self) -> None:
         """Start consuming; returns once the app has joined its consumer group."""

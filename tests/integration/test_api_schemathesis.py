@@ -44,8 +44,12 @@ def test_the_api_keeps_its_openapi_promises(warehouse: Warehouse, mode: Generati
     insert_scenario(warehouse)
     schema = schemathesis.openapi.from_asgi("/openapi.json", make_app(warehouse))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 13
+    assert len(operations) == 21
     for operation in operations:
-        if mode == GenerationMode.NEGATIVE and not operation.definition.raw.get("parameters"):
+        if operation.path == "/api/v1/alerts/stream":
+            continue  # an open-ended event stream; tests/integration/test_alerts_api.py drives it
+
+        raw = operation.definition.raw
+        if mode == GenerationMode.NEGATIVE and not raw.get("parameters") and "requestBody" not in raw:
             continue  # nothing to make invalid
         run_operation(operation, mode)

@@ -114,8 +114,12 @@ def test_topics_create_and_list_against_a_running_broker(tmp_path: Path, kafka_b
         (["migrate"], {"OLLYSTACK_CLICKHOUSE_URL": "mysql://h"}, "OLLYSTACK_CLICKHOUSE_URL"),
         (["topics", "list"], {}, "needs OLLYSTACK_KAFKA_BOOTSTRAP"),
         (["topics", "list"], {"OLLYSTACK_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "unreachable"),
+        (["alerts", "tail"], {}, "needs OLLYSTACK_KAFKA_BOOTSTRAP"),
+        (["replay", "--signal", "traces", "--from", "yesterday"], {}, "--from 'yesterday'"),
+        (["correlate", "<script>"], {}, "correlation"),
     ],
-    ids=["bad-setting", "bad-url", "no-broker", "unreachable-broker"],
+    ids=["bad-setting", "bad-url", "no-broker", "unreachable-broker", "alerts-no-broker", "replay-bad-from",
+         "correlate-hostile-id"],
 )
 def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path, args: list[str], extra_env: dict[str, str], message: str) -> None:
     done = run_cli(*args, env=ollystack_env(tmp_path, **extra_env))

@@ -4,11 +4,12 @@ from __future__ import annotations
 import re
 
 from api.openapi import openapi_document
-from api.routes import correlate, exemplars, health, logs, services, traces
+from api.routes import alerts, correlate, exemplars, health, logs, services, traces
 from api.routes.logs import LOG_PARAMS
 from api.routes.traces import SEARCH_PARAMS
 
-ROUTES = [*correlate.ROUTES, *traces.ROUTES, *logs.ROUTES, *services.ROUTES, *exemplars.ROUTES, *health.ROUTES]
+ROUTES = [*correlate.ROUTES, *traces.ROUTES, *logs.ROUTES, *services.ROUTES, *exemplars.ROUTES, *health.ROUTES,
+          *alerts.ROUTES]
 
 
 def documented(path: str) -> set[str]:
@@ -33,4 +34,17 @@ def test_documented_query_parameters_are_the_accepted_ones() -> None:
 def test_every_data_operation_documents_its_errors() -> None:
     for path, item in openapi_document()["paths"].items():
         if path.startswith("/api/v1/"):
-            assert {"400", "401", "500", "503"} <= set(item["get"]["responses"]), path
+            for operation in item.values():
+                assert {"400", "401", "500", "503"} <= set(operation["responses"]), path
+
+
+def test_alert_routes_document_the_parameters_they_accept() -> None:
+    from api.routes.alerts import ALERT_PARAMS, ANOMALY_PARAMS, DETECT_FIELDS, PREDICT_FIELDS, TREND_PARAMS
+
+    assert documented("/api/v1/anomalies") == ANOMALY_PARAMS
+    assert documented("/api/v1/alerts") == ALERT_PARAMS
+    assert documented("/api/v1/trends") == TREND_PARAMS
+    body = lambda path: set(openapi_document()["paths"][path]["post"]["requestBody"]["content"]  # noqa: E731
+                            ["application/json"]["schema"]["properties"])
+    assert body("/api/v1/anomalies/detect") == DETECT_FIELDS
+    assert body("/api/v1/alerts/predict") == PREDICT_FIELDS

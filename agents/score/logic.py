@@ -1,0 +1,258 @@
+"""The score engine: spans -> window aggregates -> scores -> alert changes (pure, stateful).
+
+Plain data in (span points, wall and partition facts), plain data out (anomaly rows,
+alerts); no I/O, so every rule is tested without a broker. agents/score/agent.py feeds
+it from the enriched spans topic and stores what it returns."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from agents.alerting import FEATURE_TEXT, AlertPolicy, AlertTracker, WindowSignal
+from agents.cardinality import CardinalityLimiter
+from agents.score.config import ScoreConfig
+from agents.score.detector import FEATURES, RobustDetector, Score
+from agents.score.features import (
+    SERVICE_WIDE, Exemplar, Key, SpanPoint, WindowAggregate, WindowFeatures, features_of, latency_bucket,
+)
+from agents.score.windows import WindowClock
+from schemas.alerts import Alert
+
+NS_PER_S = 1_000_000_000
+FUTURE_TOLERANCE_NS = 3600 * NS_PER_S  # spans stamped further ahead of the wall clock are dropped
+_Z_COLUMNS = {"latency_p50": "ZLatencyP50", "latency_p95": "ZLatencyP95", "error_rate": "ZErrorRate",
+              "throughput": "ZThroughput"}
+_BASELINE_COLUMNS = {"latency_p50": "BaselineP50Ms", "latency_p95": "BaselineP95Ms",
+                     "error_rate": "BaselineErrorRate", "throughput": "BaselineSpans"}
+
+
+@dataclass
+class ClosedWindows:
+    """What closing windows produced, in the order to deliver it."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)  # ollystack_anomalies rows
+    alerts: list[Alert] = field(default_factory=list)  # fired or resolved
+    closed_through: int = -1  # every window with an index <= this is closed
+    scores: list[tuple[Key, float]] = field(default_factory=list)
+    evicted: list[Key] = field(default_factory=list)
+
+
+def describe_score(reason: str, f: WindowFeatures, score: Score) -> str:
+    """'p95 latency 812.0 ms vs baseline 41.0 ms (z 18.2)': the feature behind a score, in words."""
+    if not reason:
+        return ""
+    base, z = score.baseline.get(reason), score.z.get(reason, 0.0)
+    if reason == "error_rate":
+        now, then = f"{(f.error_rate or 0) * 100:.1f} %", f"{(base or 0) * 100:.1f} %"
+    elif reason == "throughput":
+        now, then = f"{f.spans} spans/window", f"{base or 0:.0f}"
+    else:
+        value = f.p50_ms if reason == "latency_p50" else f.p95_ms
+        now, then = f"{value or 0:.1f} ms", f"{base or 0:.1f} ms"
+    return f"{FEATURE_TEXT[reason]} {now} vs baseline {then} (z {min(z, 1e6):.1f})"
+
+
+def _exemplar(agg: WindowAggregate, reason: str) -> Exemplar:
+    if reason == "error_rate" and agg.error_exemplar[0]:
+        return agg.error_exemplar
+    return agg.slow_exemplar
+
+
+class ScoreEngine:
+    """Open windows, one detector per key, and the alert states of services."""
+
+    def __init__(self, config: ScoreConfig) -> None:
+        self.config = config
+        self.window_ns = config.window_ns
+        self.clock = WindowClock(int(config.lateness_s * NS_PER_S), config.idle_partition_s)
+        self.windows: dict[int, dict[Key, WindowAggregate]] = {}
+        self.detectors: dict[Key, RobustDetector] = {}
+        self.last_seen: dict[Key, int] = {}
+        self.tracker = AlertTracker(AlertPolicy(config.threshold, config.critical_threshold, config.fire_windows,
+                                                config.resolve_windows, config.api_url.rstrip("/")))
+        self.closed_through = -1
+        self.late_spans = 0
+        self.dropped_spans = 0
+        span_s = config.cardinality_window_s
+        self._tenants = CardinalityLimiter(config.max_tenants, span_s, max_keys=1)
+        self._services = CardinalityLimiter(config.max_services, span_s, max_keys=config.max_tenants + 1)
+        self._operations = CardinalityLimiter(config.max_operations, span_s,
+                                              max_keys=(config.max_tenants + 1) * (config.max_services + 1))
+        # Keys quiet for this many windows are forgotten (their state, gauge and alert).
+        self.evict_windows = max(config.history_windows + config.max_frozen_windows,
+                                 math.ceil(config.cardinality_window_s / config.window_s))
+
+    def _key(self, tenant: str, service: str, operation: str, now_s: float) -> tuple[str, str, str]:
+        tenant = self._tenants.admit("tenant", tenant, now_s)
+        service = self._services.admit(tenant, service, now_s)
+        return tenant, service, self._operations.admit(f"{tenant}\x00{service}", operation, now_s)
+
+    def add(self, partition: int, points: Iterable[SpanPoint], now_s: float, now_ns: int) -> int:
+        """Fold the spans of one record in; return the highest window index it fed (-1: none).
+
+        ``now_s`` is monotonic wall time (partition idleness), ``now_ns`` the wall clock
+        (spans stamped more than an hour ahead of it are dropped and counted). Spans of
+        windows already closed are late: dropped and counted."""
+        keys: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+        last_window, max_ns = -1, -1
+        for p in points:
+            if p.time_ns > now_ns + FUTURE_TOLERANCE_NS:
+                self.dropped_spans += 1
+                continue
+            window = p.time_ns // self.window_ns
+            if window <= self.closed_through:
+                self.late_spans += 1
+                continue
+            raw = (p.tenant, p.service, p.operation)
+            key = keys.get(raw)
+            if key is None:
+                key = keys[raw] = self._key(*raw, p.time_ns / NS_PER_S)
+            aggs = self.windows.setdefault(window, {})
+            bucket = latency_bucket(p.duration_ns)
+            for k in ((key,) if key[2] == SERVICE_WIDE else ((key[0], key[1], SERVICE_WIDE), key)):
+                agg = aggs.get(k)
+                if agg is None:
+                    agg = aggs[k] = WindowAggregate()
+                agg.add(bucket, p.duration_ns, p.error, p.exemplar)
+            last_window = max(last_window, window)
+            max_ns = max(max_ns, p.time_ns)
+        if max_ns >= 0:
+            self.clock.observe(partition, max_ns, now_s)
+        return last_window
+
+    def close_ready(self, now_s: float, assigned: Iterable[int] | None = None) -> ClosedWindows | None:
+        """Close every window the watermark has passed; None when none is ready."""
+        mark = self.clock.watermark_ns(now_s, assigned)
+        if mark is None:
+            return None
+        through = mark // self.window_ns - 1  # the window containing the watermark stays open
+        if through <= self.closed_through or not any(w <= through for w in self.windows):
+            return None
+        return self.close(through)
+
+    def close(self, through: int) -> ClosedWindows:
+        """Score and close every open window with an index <= ``through``, oldest first."""
+        out = ClosedWindows()
+        for window in sorted(w for w in self.windows if w <= through):
+            self._close_one(window, self.windows.pop(window), out)
+        self.closed_through = max(self.closed_through, through)
+        out.closed_through = self.closed_through
+        out.evicted = self._evict(through)
+        for key in out.evicted:
+            if key[2] == SERVICE_WIDE:
+                alert = self._forget_service(key[0], key[1], through)
+                if alert is not None:
+                    out.alerts.append(alert)
+        return out
+
+    def _zero_fill(self, window: int, aggs: dict[Key, WindowAggregate]) -> None:
+        # A busy key that sent nothing is a throughput drop to zero, not a missing window.
+        for key, detector in self.detectors.items():
+            if key in aggs or len(detector.history) < self.config.min_history_windows:
+                continue
+            counts = sorted(h.spans for h in detector.history)
+            if counts[len(counts) // 2] >= self.config.min_spans:
+                aggs[key] = WindowAggregate()
+
+    def _close_one(self, window: int, aggs: dict[Key, WindowAggregate], out: ClosedWindows) -> None:
+        self._zero_fill(window, aggs)
+        start_ns = window * self.window_ns
+        by_service: dict[tuple[str, str], list[tuple[Key, Score, WindowAggregate, str]]] = {}
+        service_rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for key in sorted(aggs):
+            agg = aggs[key]
+            f = features_of(agg)
+            detector = self.detectors.get(key)
+            if detector is None:
+                detector = self.detectors[key] = RobustDetector(self.config)
+            score = detector.score(f)
+            learned = detector.learn(f, score)
+            if agg.spans:
+                self.last_seen[key] = window
+            detail = describe_score(score.reason, f, score)
+            by_service.setdefault((key[0], key[1]), []).append((key, score, agg, detail))
+            row = self._row(key, start_ns, f, score, learned, _exemplar(agg, score.reason), detail)
+            out.rows.append(row)
+            if key[2] == SERVICE_WIDE:
+                service_rows[(key[0], key[1])] = row
+            out.scores.append((key, score.score))
+        for (tenant, service), scored in by_service.items():
+            eligible = [s for s in scored if s[0][2] == SERVICE_WIDE or s[2].spans >= self.config.min_spans]
+            key, score, agg, detail = max(eligible or scored, key=lambda s: (s[1].score, s[0][2] == SERVICE_WIDE))
+            cid, trace = _exemplar(agg, score.reason)
+            signal = WindowSignal(tenant, service, key[2], score.score, score.reason, start_ns,
+                                  start_ns + self.window_ns, cid, trace, detail)
+            if (tenant, service) in service_rows:
+                service_rows[(tenant, service)].update(
+                    AlertScore=score.score, AlertOperation=key[2], AlertReason=score.reason,
+                    AlertCorrelationId=cid, AlertTraceId=trace, AlertDetail=detail)
+            alert = self.tracker.observe(signal)
+            if alert is not None:
+                out.alerts.append(alert)
+
+    def _row(self, key: Key, start_ns: int, f: WindowFeatures, score: Score, learned: bool, exemplar: Exemplar,
+             detail: str) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "Timestamp": start_ns, "WindowSeconds": self.config.window_s, "Tenant": key[0],
+            "ServiceName": key[1], "SpanName": key[2], "Spans": f.spans, "Errors": f.errors,
+            "ErrorRate": f.error_rate, "P50Ms": f.p50_ms, "P95Ms": f.p95_ms,
+            "Score": score.score, "Reason": score.reason, "Detail": detail,
+            "Learned": int(learned), "Warming": int(score.warming),
+            "ExemplarCorrelationId": exemplar[0], "ExemplarTraceId": exemplar[1],
+            "AlertScore": 0.0, "AlertOperation": "", "AlertReason": "", "AlertCorrelationId": "",
+            "AlertTraceId": "", "AlertDetail": "",
+        }
+        for name in FEATURES:
+            row[_Z_COLUMNS[name]] = round(min(score.z[name], 1e9), 6)
+            row[_BASELINE_COLUMNS[name]] = score.baseline[name]
+        return row
+
+    def _evict(self, through: int) -> list[Key]:
+        cutoff = through - self.evict_windows
+        gone = [k for k, seen in self.last_seen.items() if seen < cutoff]
+        gone += [k for k in self.detectors if k not in self.last_seen]  # never had spans (zero-filled only)
+        for key in gone:
+            self.last_seen.pop(key, None)
+            self.detectors.pop(key, None)
+        return sorted(set(gone))
+
+    def _forget_service(self, tenant: str, service: str, through: int) -> Alert | None:
+        # A service that went quiet for good resolves its alert: nothing can resolve it later.
+        state = self.tracker.states.pop((tenant, service), None)
+        if state is None or state.open is None:
+            return None
+        end_ns = (through + 1) * self.window_ns
+        return state.open.resolve(end_ns, end_ns)
+
+    def restore(self, rows: Iterable[Mapping[str, Any]], open_alerts: Iterable[Alert]) -> int:
+        """Rebuild detectors, alert states and the closed mark from stored windows (oldest
+        first, as written by ``close``) and the alerts still firing; return the windows read."""
+        signals: dict[tuple[str, str], list[WindowSignal]] = {}
+        windows = set()
+        for row in rows:
+            start_ns = int(row["Timestamp"])
+            window = start_ns // self.window_ns
+            windows.add(window)
+            key = self._key(row["Tenant"], row["ServiceName"], row["SpanName"], start_ns / NS_PER_S)
+            f = WindowFeatures(int(row["Spans"]), int(row["Errors"]), row["P50Ms"], row["P95Ms"])
+            detector = self.detectors.get(key)
+            if detector is None:
+                detector = self.detectors[key] = RobustDetector(self.config)
+            detector.restore(f, bool(row["Learned"]))
+            if f.spans:
+                self.last_seen[key] = max(window, self.last_seen.get(key, window))
+            if key[2] == SERVICE_WIDE:
+                signals.setdefault((key[0], key[1]), []).append(WindowSignal(
+                    key[0], key[1], row["AlertOperation"], float(row["AlertScore"]), row["AlertReason"], start_ns,
+                    start_ns + self.window_ns, row["AlertCorrelationId"], row["AlertTraceId"], row["AlertDetail"]))
+        opened = {(a.labels.get("tenant", ""), a.labels.get("service", "")): a for a in open_alerts}
+        for service in set(signals) | set(opened):
+            recent = signals.get(service, [])[-(self.config.fire_windows + self.config.resolve_windows):]
+            self.tracker.restore(service[0], service[1], recent, opened.get(service))
+        if windows:
+            self.closed_through = max(self.closed_through, max(windows))
+        return len(windows)
+
+    def open_alerts(self) -> list[Alert]:
+        return self.tracker.open_alerts()

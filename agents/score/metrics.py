@@ -1,0 +1,40 @@
+"""The score stage's Prometheus metrics, on the worker's registry."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from agents.score.features import Key
+
+
+class ScoreMetrics:
+    """Scores per key (a gauge whose label sets follow the bounded key set), and counters."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.score = Gauge("ollystack_anomaly_score", "anomaly score of the last closed window (0..1); "
+                           "operation '' is the whole service", ["tenant", "service", "operation"], registry=r)
+        self.spans = Counter("ollystack_score_spans", "spans folded into score windows", registry=r)
+        self.late_spans = Counter("ollystack_score_late_spans", "spans of windows already closed, dropped",
+                                  registry=r)
+        self.windows = Counter("ollystack_score_windows", "key windows scored", registry=r)
+        self.alerts = Counter("ollystack_alerts", "alerts published by status", ["status"], registry=r)
+        self.held = Gauge("ollystack_score_held_records", "records held until their windows are stored",
+                          registry=r)
+        self.early_acks = Counter("ollystack_score_early_acks",
+                                  "records acknowledged before their windows were stored (held-record cap)",
+                                  registry=r)
+        self.bad_records = Counter("ollystack_score_bad_records", "enriched records the score stage could not read",
+                                   registry=r)
+        self.store_failures = Counter("ollystack_score_store_failures",
+                                      "windows ClickHouse refused as data (logged, skipped)", registry=r)
+        self.forward_failures = Counter("ollystack_alertmanager_failures",
+                                        "alert batches Alertmanager did not accept after every retry", registry=r)
+
+    def set_scores(self, scores: list[tuple[Key, float]], evicted: list[Key]) -> None:
+        for key, value in scores:
+            self.score.labels(*key).set(value)
+        for key in evicted:
+            try:
+                self.score.remove(*key)
+            except KeyError:
+                pass

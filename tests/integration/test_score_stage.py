@@ -1,0 +1,233 @@
+"""The score stage on the real broker and chDB: incidents alert once and resolve, steady traffic
+stays quiet, and a restart keeps the detectors. Windows run on the spans' event time."""
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import orjson
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+
+from agents.score.agent import ScoreStage
+from agents.score.config import ScoreConfig
+from agents.score.logic import ScoreEngine
+from agents.score.state import load_state
+from builders import T0, settings_for, span, traces_request, wait_until
+from pipeline.app import create_app
+from pipeline.settings import Settings
+from pipeline.topics import ensure_topics, topic_specs
+from pipeline.worker import build_worker
+from schemas.alerts import ALERTS_TABLE, ANOMALIES_TABLE, decode_alert
+from schemas.enriched import encode_enriched
+from sinks.warehouse import Warehouse
+
+pytestmark = pytest.mark.asyncio
+CONFIG = ScoreConfig(window_s=10, lateness_s=2.0, idle_partition_s=20.0, history_windows=20, min_history_windows=8,
+                     min_spans=10, api_url="http://olly.test:8080")
+WINDOW_NS = CONFIG.window_ns
+MS = 1_000_000
+SPANS_PER_RECORD = 10
+Shape = Callable[[int], dict[str, float]]  # window -> {"latency_ms": ..., "error_rate": ...}
+
+
+def normal(window: int) -> dict[str, float]:
+    return {}
+
+
+def between(first: int, last: int, **change: float) -> Shape:
+    return lambda w: dict(change) if first <= w <= last else {}
+
+
+def records(windows: range, plan: dict[str, Shape], seed: int = 7, spans: int = 40) -> list[tuple[str, bytes]]:
+    """Enriched span records, in event-time order: per window and service ``spans`` spans in
+    records of SPANS_PER_RECORD, each record one trace (the topic's key)."""
+    rng = random.Random(seed)
+    out = []
+    for w in windows:
+        for service, shape in plan.items():
+            change = shape(w)
+            for r in range(spans // SPANS_PER_RECORD):
+                trace = f"{rng.getrandbits(128):032x}"
+                rows = []
+                for i in range(SPANS_PER_RECORD):
+                    n = r * SPANS_PER_RECORD + i
+                    at = T0 + w * WINDOW_NS + n * WINDOW_NS // spans
+                    error = rng.random() < change.get("error_rate", 0.01)
+                    rows.append({
+                        "Timestamp": at, "TraceId": trace, "SpanId": f"{n + 1:016x}", "ParentSpanId": "",
+                        "SpanName": ("GET /items", "POST /orders")[n % 2], "SpanKind": "Server", "ServiceName": service,
+                        "Duration": int(rng.lognormvariate(0, 0.25) * change.get("latency_ms", 40.0) * MS),
+                        "StatusCode": "Error" if error else "Ok", "CorrelationId": f"req-{service}-{w}-{n}",
+                        "ResourceAttributes": {"service.name": service}})
+                out.append((trace, encode_enriched("spans", rows, [])))
+    return out
+
+
+@pytest_asyncio.fixture
+async def settings(kafka_bootstrap: str, unique: str, tmp_path: Path, warehouse: Warehouse) -> Settings:
+    s = settings_for(unique, tmp_path, warehouse.database)
+    await ensure_topics(kafka_bootstrap, topic_specs(s.topics))
+    (s.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    return s
+
+
+@pytest_asyncio.fixture
+async def produce(kafka_bootstrap: str, settings: Settings) -> AsyncIterator[Callable[[list[tuple[str, bytes]]], Any]]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+
+    async def send(batch: list[tuple[str, bytes]]) -> None:
+        futures = [await producer.send(settings.topics.enriched_spans, value, key=key.encode()) for key, value in batch]
+        await asyncio.gather(*futures)
+
+    try:
+        yield send
+    finally:
+        await producer.stop()
+
+
+class RunningStage:
+    def __init__(self, settings: Settings, bootstrap: str, warehouse: Warehouse, app_id: str) -> None:
+        self.app = create_app(settings, bootstrap, app_id)
+        self.stage = ScoreStage(self.app, settings, warehouse, CONFIG, CollectorRegistry())
+
+    async def __aenter__(self) -> ScoreStage:
+        await self.app.start()
+        return self.stage
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.app.stop()
+
+
+def stored_through(wh: Warehouse) -> int:
+    """The newest stored window index (-1: none)."""
+    row = wh.query(f"SELECT count() AS n, toUnixTimestamp64Nano(max(Timestamp)) AS ts "
+                   f"FROM {wh.database}.{ANOMALIES_TABLE}")[0]
+    return (int(row["ts"]) - T0) // WINDOW_NS if int(row["n"]) else -1
+
+
+async def wait_stored(wh: Warehouse, window: int) -> None:
+    await wait_until(lambda: stored_through(wh) >= window, 60, f"window {window} stored")
+
+
+async def topic_alerts(bootstrap: str, topic: str) -> list[Any]:
+    """Every alert on the topic so far."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        out = []
+        batch = await consumer.getmany(timeout_ms=1000)
+        while batch:
+            out += [(r.key.decode(), decode_alert(r.value)) for records_ in batch.values() for r in records_]
+            batch = await consumer.getmany(timeout_ms=500)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def window_of(ns: int) -> int:
+    return (ns - T0) // WINDOW_NS
+
+
+async def test_a_latency_step_and_an_error_burst_give_one_alert_each_and_resolve(
+        settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str, produce: Any) -> None:
+    plan = {"checkout": between(12, 17, latency_ms=300.0), "payments": between(12, 17, error_rate=0.5),
+            "catalog": normal}
+    await produce(records(range(32), plan))
+    async with RunningStage(settings, kafka_bootstrap, warehouse, unique) as stage:
+        await wait_stored(warehouse, 30)
+        gauge = list(stage.metrics.score.collect())[0].samples
+    alerts = await topic_alerts(kafka_bootstrap, settings.topics.alerts)
+    seen = [(a.labels["service"], a.status, window_of(a.updated_at_ns)) for _, a in alerts]
+    print(f"alerts: {seen}")
+    assert sorted((s, st) for s, st, _ in seen) == [("checkout", "firing"), ("checkout", "resolved"),
+                                                   ("payments", "firing"), ("payments", "resolved")]
+    for service, status, window in seen:
+        assert (12 < window <= 12 + CONFIG.fire_windows) if status == "firing" else (18 < window <= 22), seen
+    by_key = {(a.labels["service"], a.status): (key, a) for key, a in alerts}
+    key, fired = by_key[("checkout", "firing")]
+    assert key == fired.fingerprint == by_key[("checkout", "resolved")][1].fingerprint
+    assert fired.annotations["feature"].startswith("latency")
+    assert fired.annotations["correlation_url"] == f"http://olly.test:8080/api/v1/correlate/{fired.labels['correlation_id']}"
+    assert by_key[("payments", "firing")][1].annotations["feature"] == "error_rate"
+    # The exemplar is a span of the incident: of the slow service, or a failed one.
+    assert 12 <= int(fired.labels["correlation_id"].split("-")[2]) <= 17
+    stored = warehouse.query(f"SELECT ServiceName, Status, Fingerprint FROM {warehouse.database}.{ALERTS_TABLE} FINAL "
+                             "ORDER BY ServiceName, Status")
+    assert [(r["ServiceName"], r["Status"]) for r in stored] == [
+        ("checkout", "firing"), ("checkout", "resolved"), ("payments", "firing"), ("payments", "resolved")]
+    checkout = next(g for g in gauge if g.labels == {"tenant": "", "service": "checkout", "operation": ""})
+    assert checkout.value < CONFIG.threshold  # recovered by the last closed window
+
+
+async def test_steady_traffic_over_many_windows_raises_no_alert(
+        settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str, produce: Any) -> None:
+    windows = 150
+    plan = {"checkout": normal, "payments": between(0, windows, error_rate=0.05), "catalog": normal}
+    await produce(records(range(windows), plan, seed=11))
+    async with RunningStage(settings, kafka_bootstrap, warehouse, unique):
+        await wait_stored(warehouse, windows - 2)
+    alerts = await topic_alerts(kafka_bootstrap, settings.topics.alerts)
+    scored = warehouse.query(f"SELECT count() AS n, max(Score) AS top FROM {warehouse.database}.{ANOMALIES_TABLE} "
+                             "FINAL WHERE Warming = 0")[0]
+    print(f"steady run: {windows - 1} windows x 3 services, {scored['n']} key windows scored, "
+          f"top score {scored['top']:.3f}, false alerts: {len(alerts)}")
+    assert alerts == []
+
+
+async def test_a_restart_keeps_the_detectors(settings: Settings, kafka_bootstrap: str, warehouse: Warehouse,
+                                             unique: str, produce: Any) -> None:
+    plan = {"checkout": between(16, 19, latency_ms=300.0), "catalog": normal}
+    batch = records(range(26), plan, seed=3)
+    per_window = len(batch) // 26
+    await produce(batch[:15 * per_window])
+    async with RunningStage(settings, kafka_bootstrap, warehouse, unique) as before:
+        await wait_stored(warehouse, 13)
+        live = {k: (list(d.history), d.frozen) for k, d in before.engine.detectors.items()}
+    engine = ScoreEngine(CONFIG)
+    assert engine.restore(*load_state(warehouse, CONFIG)) == 14
+    assert {k: (list(d.history), d.frozen) for k, d in engine.detectors.items()} == live
+    await produce(batch[15 * per_window:])
+    async with RunningStage(settings, kafka_bootstrap, warehouse, unique) as after:
+        await wait_stored(warehouse, 24)
+        assert after.restored_windows == 14
+    alerts = [a for _, a in await topic_alerts(kafka_bootstrap, settings.topics.alerts)]
+    # Without the restored baseline the detector would still be warming up at window 16.
+    assert [(a.labels["service"], a.status, window_of(a.updated_at_ns)) for a in alerts][:1] == \
+        [("checkout", "firing", 18)]
+    assert [a.status for a in alerts if a.labels["service"] == "checkout"] == ["firing", "resolved"]
+    assert not [a for a in alerts if a.labels["service"] == "catalog"]
+
+
+async def test_the_stage_runs_in_the_worker_next_to_enrich_and_sink(
+        settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str) -> None:
+    worker = build_worker(settings, kafka_bootstrap, warehouse, app_id=unique, score=CONFIG)
+    stage = worker.score
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    await worker.start()
+    try:
+        for w in range(5):
+            for r in range(5):
+                trace = f"{w * 5 + r + 1:032x}"
+                spans = [span(trace, f"{i + 1:016x}", name="GET /", start_ns=T0 + w * WINDOW_NS + (r * 5 + i) * 10**8)
+                         for i in range(5)]
+                await producer.send_and_wait(settings.topics.spans, traces_request("checkout", spans), trace.encode())
+        # The last window's spans end 2.4 s in: the watermark (minus 2 s lateness) closes 0-2.
+        await wait_stored(warehouse, 2)
+        await wait_until(lambda: warehouse.query(f"SELECT count() AS n FROM {warehouse.database}.otel_traces")[0]["n"]
+                         == 125, 30, "every span stored by the sink")
+    finally:
+        await worker.stop()
+        await producer.stop()
+    rows = warehouse.query(f"SELECT Spans, SpanName FROM {warehouse.database}.{ANOMALIES_TABLE} FINAL "
+                           "WHERE SpanName = '' ORDER BY Timestamp")
+    assert [r["Spans"] for r in rows] == [25, 25, 25]
+    assert stage.agent_names == ["score-spans"]
+    assert worker.metrics.registry.get_sample_value("ollystack_score_spans_total") == 125
