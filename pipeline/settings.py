@@ -94,7 +94,7 @@ class SinkSettings(_Section):
 
 
 class ScoreSettings(_Section):
-    window_s: float = Field(default=60.0, gt=0)
+    window_s: int = Field(default=60, ge=1)
     lateness_s: float = Field(default=10.0, ge=0)
     threshold: float = Field(default=0.5, gt=0, lt=1)
     fire_windows: int = Field(default=2, ge=1)
