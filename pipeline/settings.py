@@ -94,6 +94,9 @@ class SinkSettings(_Section):
 
 
 class ScoreSettings(_Section):
+    # Off: this worker runs enrich and sink only. Scoring holds records of open windows
+    # unacknowledged, and each worker scores only its own partitions.
+    enabled: bool = True
     window_s: int = Field(default=60, ge=1)
     lateness_s: float = Field(default=10.0, ge=0)
     threshold: float = Field(default=0.5, gt=0, lt=1)

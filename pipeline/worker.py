@@ -33,8 +33,12 @@ class Worker:
         self.metrics = WorkerMetrics(registry)
         self.enrich = EnrichStage(self.app, settings, enrich or EnrichConfig(), self.metrics, warehouse)
         self.sink = SinkStage(self.app, settings, warehouse, sink or SinkConfig.from_settings(settings.sink), self.metrics)
-        self.score = ScoreStage(self.app, settings, warehouse, score or ScoreConfig.from_settings(settings), self.metrics)
-        self.agent_names = self.enrich.agent_names + self.sink.agent_names + self.score.agent_names
+        self.agent_names = self.enrich.agent_names + self.sink.agent_names
+        self.score: ScoreStage | None = None
+        if settings.score.enabled:
+            self.score = ScoreStage(self.app, settings, warehouse, score or ScoreConfig.from_settings(settings),
+                                    self.metrics)
+            self.agent_names += self.score.agent_names
 
     async def start(self) -> None:
         """Start consuming; returns once the app has joined its consumer group."""

@@ -209,6 +209,7 @@ async def test_the_stage_runs_in_the_worker_next_to_enrich_and_sink(
         settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str) -> None:
     worker = build_worker(settings, kafka_bootstrap, warehouse, app_id=unique, score=CONFIG)
     stage = worker.score
+    assert stage is not None
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     await worker.start()
