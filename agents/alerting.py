@@ -31,6 +31,14 @@ class WindowSignal:
     correlation_id: str  # an exemplar span's correlation ID (the offending one)
     trace_id: str
     detail: str  # "p95 latency 812 ms vs baseline 41 ms (z 18.2)"
+    # Anomalous services it calls that explain this anomaly (agents/score/topology.py):
+    # while there are any, the window counts as normal for this service's alert.
+    inhibited_by: tuple[str, ...] = ()
+    explains: tuple[str, ...] = ()  # anomalous callers this service's anomaly explains
+
+    def high(self, threshold: float) -> bool:
+        """Whether the window counts towards firing: over the threshold and not explained."""
+        return self.score >= threshold and not self.inhibited_by
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,8 @@ def build_alert(signal: WindowSignal, starts_at_ns: int, fired_at_ns: int, polic
         "feature": signal.reason,
         "trace_id": signal.trace_id,
     }
+    if signal.explains:
+        annotations["impact"] = f"also anomalous, explained by this: {', '.join(signal.explains)}"
     query = {"service": signal.service, "start": str(starts_at_ns // 1_000_000),
              "end": str(signal.window_end_ns // 1_000_000)}
     if operation != SERVICE_WIDE_OPERATION:
@@ -89,7 +99,7 @@ class AlertTracker:
     def observe(self, signal: WindowSignal) -> Alert | None:
         """Fold one window of one service in; return the alert that fired or resolved, if any."""
         state = self.states.setdefault((signal.tenant, signal.service), AlertState())
-        high = signal.score >= self.policy.threshold
+        high = signal.high(self.policy.threshold)
         if state.open is None:
             if not high:
                 state.high, state.peak = 0, None
@@ -123,7 +133,7 @@ class AlertTracker:
         """Set the state of a service from its stored windows (oldest first) and open alert."""
         state = AlertState(open=open_alert)
         for signal in recent:
-            high = signal.score >= self.policy.threshold
+            high = signal.high(self.policy.threshold)
             if open_alert is not None:
                 if high:
                     state.low = 0

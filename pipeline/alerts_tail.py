@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Literal, TextIO
+from typing import AsyncIterator, Literal, TextIO
 
 import orjson
 
@@ -26,11 +26,9 @@ def table_line(alert: Alert) -> str:
             f"| {alert.annotations.get('summary', '')}")
 
 
-async def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool, max_alerts: int | None,
-                      fmt: Format = "json", out: TextIO | None = None, err: TextIO | None = None,
-                      client_id: str = "ollystack-alerts-tail") -> int:
-    """Print each alert on ``topic`` (one JSON line, or a table line) until ``max_alerts``
-    were printed (None: until cancelled); return how many were printed.
+async def alert_stream(bootstrap: str, topic: str, *, from_beginning: bool, err: TextIO | None = None,
+                       client_id: str = "ollystack-alerts-tail") -> AsyncIterator[Alert]:
+    """Each alert on ``topic`` as it arrives, until the caller stops iterating.
 
     Reads without a consumer group and commits nothing: tailing never moves anyone's
     offsets. A record that is not an alert is reported on ``err`` and skipped. Raises
@@ -38,7 +36,7 @@ async def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool, max_a
     from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import KafkaConnectionError
 
-    out, err = out or sys.stdout, err or sys.stderr
+    err = err or sys.stderr
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, client_id=client_id, group_id=None,
                                 enable_auto_commit=False,
                                 auto_offset_reset="earliest" if from_beginning else "latest")
@@ -46,20 +44,36 @@ async def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool, max_a
         await consumer.start()
     except KafkaConnectionError as exc:
         raise BrokerUnavailableError(f"Kafka at {bootstrap} is unreachable: {exc}") from exc
-    printed = 0
     try:
-        while max_alerts is None or printed < max_alerts:
+        while True:
             record = await consumer.getone()
             try:
-                alert = decode_alert(record.value or b"")
+                yield decode_alert(record.value or b"")
             except DecodeError as exc:
                 print(f"skipped {record.topic}[{record.partition}]@{record.offset}: {exc}", file=err, flush=True)
-                continue
+    finally:
+        await consumer.stop()
+
+
+async def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool, max_alerts: int | None,
+                      fmt: Format = "json", out: TextIO | None = None, err: TextIO | None = None,
+                      client_id: str = "ollystack-alerts-tail") -> int:
+    """Print each alert on ``topic`` (one JSON line, or a table line) until ``max_alerts``
+    were printed (None: until cancelled); return how many were printed (see alert_stream)."""
+    out = out or sys.stdout
+    printed = 0
+    if max_alerts is not None and max_alerts <= 0:
+        return 0
+    stream = alert_stream(bootstrap, topic, from_beginning=from_beginning, err=err, client_id=client_id)
+    try:
+        async for alert in stream:
             line = table_line(alert) if fmt == "table" else orjson.dumps(alert.to_json()).decode()
             print(line, file=out, flush=True)
             printed += 1
+            if max_alerts is not None and printed >= max_alerts:
+                break
     finally:
-        await consumer.stop()
+        await stream.aclose()
     return printed
 
 

@@ -59,6 +59,24 @@ class Faults:
 
 
 @dataclass(frozen=True)
+class FaultWindow:
+    """``faults`` from ``after_s`` for ``for_s`` seconds of a run (None: to the end), none
+    before or after: a steady baseline, the incident, then the recovery."""
+
+    faults: Faults
+    after_s: float = 0.0
+    for_s: float | None = None
+
+    def __call__(self, elapsed_s: float) -> Faults:
+        ended = self.for_s is not None and elapsed_s >= self.after_s + self.for_s
+        return self.faults if self.after_s <= elapsed_s and not ended else Faults()
+
+
+# Which faults apply at a number of seconds into the run.
+FaultSchedule = Callable[[float], Faults]
+
+
+@dataclass(frozen=True)
 class FlowPlan:
     """Every random choice of one flow, drawn up front so a seed makes runs repeatable."""
 
@@ -275,19 +293,21 @@ def _leaf(svc: _Service, ctx: Context, t: int, plan: FlowPlan) -> tuple[int, boo
 
 
 def run_demo(endpoint_grpc: str, endpoint_http: str, protocol: Protocol, rate_per_s: float,
-             duration_s: float | None, faults: Faults = Faults(), *, seed: int | None = None,
+             duration_s: float | None, faults: Faults | FaultSchedule = Faults(), *, seed: int | None = None,
              stop: threading.Event | None = None) -> DemoResult:
     """Send ``rate_per_s`` flows a second for ``duration_s`` (None: until ``stop`` is set or
-    Ctrl-C), then flush. The seed fixes every choice (latencies, failures, which flows carry
+    Ctrl-C), then flush. ``faults`` apply throughout, or as a schedule of the seconds since
+    the start says. The seed fixes every choice (latencies, failures, which flows carry
     a correlation ID); trace and correlation IDs stay unique per run."""
     rng, stop = random.Random(seed), stop or threading.Event()
+    schedule: FaultSchedule = (lambda _: faults) if isinstance(faults, Faults) else faults
     services = {name: _Service(name, protocol, endpoint_grpc, endpoint_http) for name in SERVICES}
     topology, result = _Topology(services), DemoResult()
     started = next_at = time.monotonic()
     try:
         while not stop.is_set() and (duration_s is None or time.monotonic() - started < duration_s):
             result.flows += 1
-            result.failed_flows += not topology.flow(plan_flow(rng, faults))
+            result.failed_flows += not topology.flow(plan_flow(rng, schedule(time.monotonic() - started)))
             next_at += 1.0 / rate_per_s
             stop.wait(max(0.0, next_at - time.monotonic()))
     except KeyboardInterrupt:
@@ -329,13 +349,19 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
     parser.add_argument("--slow", type=_slow, action="append", default=[], metavar="SERVICE")
     parser.add_argument("--fail", type=_failure, action="append", default=[], metavar="SERVICE=P")
+    parser.add_argument("--fault-after", type=float, default=0.0, metavar="SECONDS",
+                        help="--slow and --fail start this long into the run (default: at once)")
+    parser.add_argument("--fault-for", type=float, default=None, metavar="SECONDS",
+                        help="... and last this long, then the services recover (default: to the end)")
     parser.add_argument("--endpoint-grpc", default="http://127.0.0.1:4317")
     parser.add_argument("--endpoint-http", default="http://127.0.0.1:4318")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error("--rate must be > 0")
-    faults = Faults(frozenset(args.slow), dict(args.fail))
+    if args.fault_after < 0 or (args.fault_for is not None and args.fault_for <= 0):
+        parser.error("--fault-after must be >= 0 and --fault-for > 0")
+    faults = FaultWindow(Faults(frozenset(args.slow), dict(args.fail)), args.fault_after, args.fault_for)
     result = run_demo(args.endpoint_grpc, args.endpoint_http, args.protocol, args.rate, args.duration,
                       faults, seed=args.seed)
     print(json.dumps(asdict(result)))

@@ -12,10 +12,10 @@ from agents.cardinality import CardinalityLimiter
 from agents.deadletter import send_dead_letter
 from agents.enrich.config import EnrichConfig
 from agents.enrich.logic import EnrichResult
-from agents.enrich.records import Signal, decode_record, enrich_decoded
+from agents.enrich.records import Decoded, Signal, decode_record, enrich_decoded
 from agents.enrich.state import TRACE_CACHE_TRACES, TraceStates
 from agents.metrics import WorkerMetrics
-from pipeline.errors import BrokerUnavailableError, DecodeError
+from pipeline.errors import BrokerUnavailableError, DecodeError, WarehouseError
 from pipeline.settings import Settings
 from schemas.enriched import encode_enriched
 from sinks.warehouse import Warehouse
@@ -73,8 +73,23 @@ class EnrichStage:
             app.agent(app.topic(source, **raw), name=name)(self._loop(signal, app.topic(target, **raw)))
             self.agent_names.append(name)
 
-    async def _enrich(self, signal: Signal, value: bytes) -> EnrichResult:
-        decoded = decode_record(signal, value)
+    async def _prefetch(self, decoded: list[Decoded]) -> None:
+        """Load the stored states of every trace of a batch not cached yet, in one query;
+        retried while ClickHouse is unreachable (the records wait, unacknowledged)."""
+        trace_ids = set().union(*(d.trace_ids for d in decoded))
+        delay = self.config.retry_initial_s
+        while True:
+            try:
+                await self.traces.known(trace_ids)
+                return
+            except WarehouseError as exc:
+                if not exc.retriable or self.app.should_stop:
+                    raise
+                log.warning("trace states not readable; retrying", extra={"error": str(exc), "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.retry_max_s)
+
+    async def _enrich(self, decoded: Decoded) -> EnrichResult:
         known = await self.traces.known(decoded.trace_ids)
         result = enrich_decoded(decoded, known, self.config, self.limiter, time.time())
         self.traces.remember(result.trace_updates)
@@ -83,33 +98,44 @@ class EnrichStage:
     def _loop(self, signal: Signal, target: Any) -> Any:
         stage = self
 
+        async def dead_letter(acks: AckAfterDelivery, event: Any, reason: str) -> None:
+            message = event.message
+            delivery = await send_dead_letter(stage.deadletter, message, "enrich", reason)
+            stage.metrics.deadletters.labels(message.topic, "enrich").inc()
+            acks.track(delivery, event)
+
         async def enrich(stream: Any) -> None:
-            stream = stream.noack()
             acks = AckAfterDelivery(stream)
-            async for event in stream.events():
+            config = stage.config
+            async for events in stream.noack_take(config.batch_max_records, within=config.batch_max_wait_s):
                 acks.check()
-                message = event.message
-                try:
-                    result = await stage._enrich(signal, event.value)
-                except DecodeError as exc:
-                    delivery = await send_dead_letter(stage.deadletter, message, "enrich", str(exc))
-                    stage.metrics.deadletters.labels(message.topic, "enrich").inc()
+                batch = []
+                for event in events:
+                    try:
+                        batch.append((event, decode_record(signal, event.value)))
+                    except DecodeError as exc:
+                        await dead_letter(acks, event, str(exc))
+                    except Exception as exc:  # noqa: BLE001 - bad input must not stall the partition
+                        log.exception("decode failed", extra={"topic": event.message.topic,
+                                                              "offset": event.message.offset})
+                        await dead_letter(acks, event, f"decode failed: {exc!r}")
+                await stage._prefetch([d for _, d in batch])
+                for event, decoded in batch:
+                    try:
+                        result = await stage._enrich(decoded)
+                    except Exception as exc:  # noqa: BLE001 - bad input must not stall the partition
+                        message = event.message
+                        log.exception("enrich failed", extra={"topic": message.topic, "partition": message.partition,
+                                                              "offset": message.offset})
+                        await dead_letter(acks, event, f"enrich failed: {exc!r}")
+                        continue
+                    stage.metrics.records.labels(signal).inc()
+                    stage.metrics.count_enrich(signal, result.counts)
+                    if not result.rows and not result.links:
+                        await stream.ack(event)
+                        continue
+                    delivery = await target.send(key=event.key, value=encode_enriched(signal, result.rows, result.links))  # type: ignore[arg-type]
                     acks.track(delivery, event)
-                    continue
-                except Exception as exc:  # noqa: BLE001 - bad input must not stall the partition
-                    log.exception("enrich failed", extra={"topic": message.topic, "partition": message.partition,
-                                                          "offset": message.offset})
-                    delivery = await send_dead_letter(stage.deadletter, message, "enrich", f"enrich failed: {exc!r}")
-                    stage.metrics.deadletters.labels(message.topic, "enrich").inc()
-                    acks.track(delivery, event)
-                    continue
-                stage.metrics.records.labels(signal).inc()
-                stage.metrics.count_enrich(signal, result.counts)
-                if not result.rows and not result.links:
-                    await stream.ack(event)
-                    continue
-                delivery = await target.send(key=event.key, value=encode_enriched(signal, result.rows, result.links))  # type: ignore[arg-type]
-                acks.track(delivery, event)
 
         enrich.__name__ = f"enrich_{signal}"
         return enrich

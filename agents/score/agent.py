@@ -128,10 +128,11 @@ class ScoreStage:
                         stage.metrics.bad_records.inc()
                         await stream.ack(event)
                         continue
-                    late_before = stage.engine.late_spans
+                    late_before, reread_before = stage.engine.late_spans, stage.engine.reread_spans
                     last = stage.engine.add(message.partition, points, time.monotonic(), time.time_ns())
                     stage.metrics.spans.inc(len(points))
                     stage.metrics.late_spans.inc(stage.engine.late_spans - late_before)
+                    stage.metrics.reread_spans.inc(stage.engine.reread_spans - reread_before)
                     if last < 0:
                         await stream.ack(event)
                     else:

@@ -97,6 +97,8 @@ class SpanPoint:
     duration_ns: int
     error: bool
     exemplar: Exemplar
+    span_id: str = ""
+    parent_span_id: str = ""
 
 
 def span_points(rows: Iterable[Mapping[str, Any]]) -> list[SpanPoint]:
@@ -117,5 +119,6 @@ def span_points(rows: Iterable[Mapping[str, Any]]) -> list[SpanPoint]:
             str(row.get("SpanName") or ""), duration if isinstance(duration, int) and duration > 0 else 0,
             row.get("StatusCode") in ERROR_STATUSES,
             (str(row.get("CorrelationId") or ""), str(row.get("TraceId") or "")),
+            str(row.get("SpanId") or ""), str(row.get("ParentSpanId") or ""),
         ))
     return points

@@ -6,7 +6,7 @@ it from the enriched spans topic and stores what it returns."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from agents.alerting import FEATURE_TEXT, AlertPolicy, AlertTracker, WindowSignal
@@ -16,6 +16,7 @@ from agents.score.detector import FEATURES, RobustDetector, Score
 from agents.score.features import (
     SERVICE_WIDE, Exemplar, Key, SpanPoint, WindowAggregate, WindowFeatures, features_of, latency_bucket,
 )
+from agents.score.topology import CallGraph, explained_by, explaining
 from agents.score.windows import WindowClock
 from schemas.alerts import Alert
 
@@ -73,6 +74,10 @@ class ScoreEngine:
                                                 config.resolve_windows, config.api_url.rstrip("/")))
         self.closed_through = -1
         self.late_spans = 0
+        # Windows scored before a restart: their records are read again (their offsets may
+        # not have been committed yet); those spans are skipped, but are not late.
+        self.restored_through = -1
+        self.reread_spans = 0
         self.dropped_spans = 0
         span_s = config.cardinality_window_s
         self._tenants = CardinalityLimiter(config.max_tenants, span_s, max_keys=1)
@@ -82,6 +87,10 @@ class ScoreEngine:
         # Keys quiet for this many windows are forgotten (their state, gauge and alert).
         self.evict_windows = max(config.history_windows + config.max_frozen_windows,
                                  math.ceil(config.cardinality_window_s / config.window_s))
+        # Calls seen over the windows a restart reads back (agents/score/state.py) explain
+        # anomalies of callers by those of callees (agents/score/topology.py).
+        self.graph = CallGraph()
+        self.graph_windows = config.history_windows + config.max_frozen_windows
 
     def _key(self, tenant: str, service: str, operation: str, now_s: float) -> tuple[str, str, str]:
         tenant = self._tenants.admit("tenant", tenant, now_s)
@@ -102,7 +111,10 @@ class ScoreEngine:
                 continue
             window = p.time_ns // self.window_ns
             if window <= self.closed_through:
-                self.late_spans += 1
+                if window <= self.restored_through:
+                    self.reread_spans += 1
+                else:
+                    self.late_spans += 1
                 continue
             raw = (p.tenant, p.service, p.operation)
             key = keys.get(raw)
@@ -115,6 +127,7 @@ class ScoreEngine:
                 if agg is None:
                     agg = aggs[k] = WindowAggregate()
                 agg.add(bucket, p.duration_ns, p.error, p.exemplar)
+            self.graph.observe(key[0], key[1], p.exemplar[1], p.span_id, p.parent_span_id, window)
             last_window = max(last_window, window)
             max_ns = max(max_ns, p.time_ns)
         if max_ns >= 0:
@@ -138,6 +151,7 @@ class ScoreEngine:
             self._close_one(window, self.windows.pop(window), out)
         self.closed_through = max(self.closed_through, through)
         out.closed_through = self.closed_through
+        self.graph.forget(through - self.graph_windows)
         out.evicted = self._evict(through)
         for key in out.evicted:
             if key[2] == SERVICE_WIDE:
@@ -177,19 +191,41 @@ class ScoreEngine:
             if key[2] == SERVICE_WIDE:
                 service_rows[(key[0], key[1])] = row
             out.scores.append((key, score.score))
+        signals: dict[tuple[str, str], WindowSignal] = {}
         for (tenant, service), scored in by_service.items():
             eligible = [s for s in scored if s[0][2] == SERVICE_WIDE or s[2].spans >= self.config.min_spans]
             key, score, agg, detail = max(eligible or scored, key=lambda s: (s[1].score, s[0][2] == SERVICE_WIDE))
             cid, trace = _exemplar(agg, score.reason)
-            signal = WindowSignal(tenant, service, key[2], score.score, score.reason, start_ns,
-                                  start_ns + self.window_ns, cid, trace, detail)
+            signals[(tenant, service)] = WindowSignal(tenant, service, key[2], score.score, score.reason, start_ns,
+                                                      start_ns + self.window_ns, cid, trace, detail)
+        signals = self._explain(window, signals)
+        for (tenant, service), signal in signals.items():
             if (tenant, service) in service_rows:
                 service_rows[(tenant, service)].update(
-                    AlertScore=score.score, AlertOperation=key[2], AlertReason=score.reason,
-                    AlertCorrelationId=cid, AlertTraceId=trace, AlertDetail=detail)
+                    AlertScore=signal.score, AlertOperation=signal.operation, AlertReason=signal.reason,
+                    AlertCorrelationId=signal.correlation_id, AlertTraceId=signal.trace_id,
+                    AlertDetail=signal.detail, AlertInhibitedBy=list(signal.inhibited_by),
+                    Callees=self.graph.callees(tenant, service, window))
             alert = self.tracker.observe(signal)
             if alert is not None:
                 out.alerts.append(alert)
+
+    def _explain(self, window: int, signals: dict[tuple[str, str], WindowSignal]) -> dict[tuple[str, str], WindowSignal]:
+        """The signals with the anomalies of other services that explain them, and that they explain."""
+        anomalous: dict[str, dict[str, str]] = {}
+        for (tenant, service), signal in signals.items():
+            if signal.score >= self.config.threshold:
+                anomalous.setdefault(tenant, {})[service] = signal.reason
+        for tenant, services in anomalous.items():
+            if len(services) < 2:
+                continue
+            causes = explaining(self.graph.graph(tenant, window - self.graph_windows), services)
+            effects = explained_by(causes)
+            for service in set(causes) | set(effects):
+                signals[(tenant, service)] = replace(signals[(tenant, service)],
+                                                     inhibited_by=tuple(causes.get(service, ())),
+                                                     explains=tuple(effects.get(service, ())))
+        return signals
 
     def _row(self, key: Key, start_ns: int, f: WindowFeatures, score: Score, learned: bool, exemplar: Exemplar,
              detail: str) -> dict[str, Any]:
@@ -201,7 +237,7 @@ class ScoreEngine:
             "Learned": int(learned), "Warming": int(score.warming),
             "ExemplarCorrelationId": exemplar[0], "ExemplarTraceId": exemplar[1],
             "AlertScore": 0.0, "AlertOperation": "", "AlertReason": "", "AlertCorrelationId": "",
-            "AlertTraceId": "", "AlertDetail": "",
+            "AlertTraceId": "", "AlertDetail": "", "AlertInhibitedBy": [], "Callees": [],
         }
         for name in FEATURES:
             row[_Z_COLUMNS[name]] = round(min(score.z[name], 1e9), 6)
@@ -245,13 +281,17 @@ class ScoreEngine:
             if key[2] == SERVICE_WIDE:
                 signals.setdefault((key[0], key[1]), []).append(WindowSignal(
                     key[0], key[1], row["AlertOperation"], float(row["AlertScore"]), row["AlertReason"], start_ns,
-                    start_ns + self.window_ns, row["AlertCorrelationId"], row["AlertTraceId"], row["AlertDetail"]))
+                    start_ns + self.window_ns, row["AlertCorrelationId"], row["AlertTraceId"], row["AlertDetail"],
+                    tuple(row.get("AlertInhibitedBy") or ())))
+                for callee in row.get("Callees") or ():
+                    self.graph.add_edge(key[0], key[1], callee, window)
         opened = {(a.labels.get("tenant", ""), a.labels.get("service", "")): a for a in open_alerts}
         for service in set(signals) | set(opened):
             recent = signals.get(service, [])[-(self.config.fire_windows + self.config.resolve_windows):]
             self.tracker.restore(service[0], service[1], recent, opened.get(service))
         if windows:
             self.closed_through = max(self.closed_through, max(windows))
+            self.restored_through = self.closed_through
         return len(windows)
 
     def open_alerts(self) -> list[Alert]:

@@ -16,6 +16,8 @@ class ScoreMetrics:
         self.spans = Counter("ollystack_score_spans", "spans folded into score windows", registry=r)
         self.late_spans = Counter("ollystack_score_late_spans", "spans of windows already closed, dropped",
                                   registry=r)
+        self.reread_spans = Counter("ollystack_score_reread_spans",
+                                    "spans of windows scored before a restart, read again and skipped", registry=r)
         self.windows = Counter("ollystack_score_windows", "key windows scored", registry=r)
         self.alerts = Counter("ollystack_alerts", "alerts published by status", ["status"], registry=r)
         self.held = Gauge("ollystack_score_held_records", "records held until their windows are stored",

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 _RESTORE_COLUMNS = (
     "toUnixTimestamp64Nano(Timestamp) AS TimestampNs, Tenant, toString(ServiceName) AS ServiceName, "
     "toString(SpanName) AS SpanName, Spans, Errors, P50Ms, P95Ms, Learned, AlertScore, AlertOperation, "
-    "AlertReason, AlertCorrelationId, AlertTraceId, AlertDetail"
+    "AlertReason, AlertCorrelationId, AlertTraceId, AlertDetail, AlertInhibitedBy, Callees"
 )
 
 

@@ -59,6 +59,9 @@ def anomaly_json(row: Row, api_url: str) -> Row:
         "z": {name: row[column] for name, column in _Z.items()},
         "baseline": {name: row[column] for name, column in _BASELINE.items()},
         "learned": bool(row["Learned"]), "warming": bool(row["Warming"]),
+        # Service-wide rows: the services it called, and the anomalous ones that explain
+        # this window (it then did not count towards an alert of its own).
+        "callees": list(row.get("Callees") or []), "explained_by": list(row.get("AlertInhibitedBy") or []),
         "exemplar": {"correlation_id": cid or None, "trace_id": row["ExemplarTraceId"] or None,
                      "lookup_url": f"{api_url}/api/v1/correlate/{cid}" if cid else None},
     }

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from pipeline.demo import SLOW_EXTRA_MS, Faults, demo_main, plan_flow, service_name
+from pipeline.demo import SLOW_EXTRA_MS, FaultWindow, Faults, demo_main, plan_flow, service_name
 
 
 def _plans(seed: int, faults: Faults, n: int = 2000) -> list:
@@ -38,6 +38,14 @@ def test_slow_service_and_half_the_flows_with_a_correlation_id() -> None:
     assert 0.45 <= share <= 0.55
 
 
+def test_a_fault_window_gives_a_baseline_the_incident_and_a_recovery() -> None:
+    slow = Faults(slow=frozenset({"payment-service"}))
+    window = FaultWindow(slow, after_s=60.0, for_s=30.0)
+    assert [window(t) for t in (0.0, 59.9, 60.0, 89.9, 90.0, 500.0)] == [Faults(), Faults(), slow, slow,
+                                                                          Faults(), Faults()]
+    assert FaultWindow(slow)(0.0) == slow and FaultWindow(slow, 5.0)(1e9) == slow
+
+
 @pytest.mark.parametrize(("name", "expected"), [
     ("inventory", "inventory-service"), ("payment-service", "payment-service"), ("api-gateway", "api-gateway"),
 ])
@@ -47,9 +55,9 @@ def test_service_names(name: str, expected: str) -> None:
 
 @pytest.mark.parametrize("argv", [
     ["--fail", "payment=2"], ["--fail", "payment"], ["--fail", "nosuch=0.1"], ["--slow", "nosuch"],
-    ["--protocol", "udp"], ["--rate", "0"],
+    ["--protocol", "udp"], ["--rate", "0"], ["--fault-after", "-1"], ["--fault-for", "0"],
 ], ids=["probability-over-1", "no-probability", "unknown-fail-service", "unknown-slow-service",
-        "bad-protocol", "zero-rate"])
+        "bad-protocol", "zero-rate", "negative-fault-start", "zero-fault-length"])
 def test_bad_flags_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         demo_main(argv)

@@ -35,3 +35,27 @@ def jittered_history(n: int, seed: int = 1) -> list[WindowFeatures]:
     rng = random.Random(seed)
     return [WindowFeatures(40 + rng.randint(-6, 6), rng.randint(0, 2), 50 + rng.uniform(-4, 4),
                            80 + rng.uniform(-8, 8)) for _ in range(n)]
+
+
+CHAIN = ("edge", "orders", "payments")  # edge calls orders, orders calls payments
+
+
+def chain_points(window: int, *, flows: int = 40, slow: str = "", failing: str = "", seed: int = 0,
+                 config: ScoreConfig = CONFIG) -> list[SpanPoint]:
+    """``flows`` traces through CHAIN in window ``window``, children first (as services export
+    them): a caller's span lasts its own work plus its callee's, and fails when it does.
+    ``slow`` adds 300 ms to one service's own work; ``failing`` makes half its calls fail."""
+    rng = random.Random(f"{seed}:{window}:chain")
+    out = []
+    for i in range(flows):
+        at = T0 + window * config.window_ns + i * config.window_ns // max(flows, 1)
+        trace = f"{window:016x}{i:016x}"
+        duration, error, spans = 0, False, []
+        for depth, service in reversed(list(enumerate(CHAIN))):
+            duration += int(rng.lognormvariate(0, 0.2) * (10 + 300 * (service == slow)) * MS)
+            error = error or (service == failing and rng.random() < 0.5)
+            parent = f"{depth:016x}" if depth else ""
+            spans.append(SpanPoint(at + depth * MS, "", service, f"call {service}", duration, error,
+                                   (f"cid-{trace}", trace), f"{depth + 1:016x}", parent))
+        out.extend(spans)
+    return out

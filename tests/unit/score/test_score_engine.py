@@ -128,6 +128,9 @@ def test_restore_from_stored_rows_continues_like_the_engine_that_wrote_them() ->
     assert restored.closed_through == live.closed_through
     assert {k: list(d.history) for k, d in restored.detectors.items()} == \
         {k: list(d.history) for k, d in live.detectors.items()}
+    # Records of windows scored before the restart, read again, are skipped and not late.
+    restored.add(0, window_points(NORMAL, "steady"), now_s=0.0, now_ns=NOW_NS)
+    assert (restored.reread_spans, restored.late_spans) == (40, 0)
     # Both engines continue from the same records (the open window's are read again).
     pending = {w: aggs for w, aggs in live.windows.items()}
     restored.windows = {w: dict(aggs) for w, aggs in pending.items()}

@@ -1,0 +1,161 @@
+"""`ollystack demo` traffic through the real SDK, gateway, broker, worker and chDB: a latency step
+on one service and an error burst on another each fire one alert, on that service only (its
+callers are explained by it), and resolve after recovery; steady traffic fires none; a worker
+restart keeps the detectors, so the faults are caught without a new warm-up."""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from agents.score.config import ScoreConfig
+from builders import settings_for, wait_until
+from pipeline.alerts_tail import alert_stream
+from pipeline.demo import DemoResult, Faults, run_demo
+from pipeline.gateway.service import build_gateway
+from pipeline.settings import OtlpSettings, Settings
+from pipeline.topics import ensure_topics, topic_specs
+from pipeline.worker import Worker, build_worker
+from schemas.alerts import Alert
+from sinks.warehouse import Warehouse
+
+pytestmark = pytest.mark.asyncio
+# Short windows so the test takes a minute; the demo's 20 flows/s give every service about
+# 60 spans a window. Six learned windows make a baseline.
+CONFIG = ScoreConfig(window_s=3, lateness_s=3.0, idle_partition_s=10.0, history_windows=20, min_history_windows=6,
+                     min_spans=10, api_url="http://olly.test:8080")
+RATE = 20.0
+SLOW, FAILING = "payment-service", "inventory-service"
+INCIDENT = Faults(slow=frozenset({SLOW}), fail={FAILING: 0.6})
+
+
+class AlertFeed:
+    """Every alert published on the topic, as it arrives."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.alerts: list[Alert] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "AlertFeed":
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        async for alert in alert_stream(self.bootstrap, self.topic, from_beginning=True):
+            self.alerts.append(alert)
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    def of(self, service: str, status: str) -> list[Alert]:
+        return [a for a in self.alerts if a.labels["service"] == service and a.status == status]
+
+
+class Demo:
+    """The demo in a thread; ``faults`` can be changed while it runs."""
+
+    def __init__(self, settings: Settings, grpc_port: int, http_port: int) -> None:
+        self.faults, self.stop = Faults(), threading.Event()
+        self._run = asyncio.create_task(asyncio.to_thread(
+            run_demo, f"http://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}", "grpc", RATE, None,
+            lambda _: self.faults, seed=5, stop=self.stop))
+
+    def switch(self, faults: Faults) -> int:
+        """Apply ``faults`` to the flows from now on; returns the time (ns) they start."""
+        self.faults = faults
+        return time.time_ns()
+
+    async def finish(self) -> DemoResult:
+        self.stop.set()
+        return await self._run
+
+
+@pytest_asyncio.fixture
+async def pipeline(kafka_bootstrap: str, unique: str, tmp_path: Path,
+                   warehouse: Warehouse) -> AsyncIterator[tuple[Settings, Demo, AlertFeed, list[Worker]]]:
+    settings = settings_for(unique, tmp_path, warehouse.database).model_copy(
+        update={"otlp": OtlpSettings(grpc_port=0, http_port=0)})
+    await ensure_topics(kafka_bootstrap, topic_specs(settings.topics))
+    gateway = build_gateway(settings, kafka_bootstrap)
+    workers = [build_worker(settings, kafka_bootstrap, warehouse, app_id=unique, score=CONFIG)]
+    await gateway.start()
+    await workers[0].start()
+    demo = Demo(settings, gateway.grpc_port, gateway.http_port)
+    try:
+        async with AlertFeed(kafka_bootstrap, settings.topics.alerts) as feed:
+            yield settings, demo, feed, workers
+    finally:
+        result = await demo.finish()
+        await workers[-1].stop()
+        await gateway.stop()
+        assert result.spans_not_sent == 0
+
+
+def windows(ns: int) -> float:
+    return ns / CONFIG.window_ns
+
+
+async def test_demo_faults_alert_on_their_service_once_and_a_restart_keeps_the_model(
+        pipeline: tuple[Settings, Demo, AlertFeed, list[Worker]], kafka_bootstrap: str, warehouse: Warehouse,
+        unique: str) -> None:
+    settings, demo, feed, workers = pipeline
+    key = ("", SLOW, "")
+
+    def learned(worker: Worker) -> int:
+        assert worker.score is not None
+        detector = worker.score.engine.detectors.get(key)
+        return len(detector.history) if detector else 0
+
+    # Steady traffic: the baseline, then windows scored against it; then a restart.
+    await wait_until(lambda: learned(workers[0]) >= CONFIG.min_history_windows + 8, 120, "a learned baseline")
+    await workers[0].stop()
+    workers.append(build_worker(settings, kafka_bootstrap, warehouse, app_id=unique, score=CONFIG))
+    await workers[1].start()
+    await wait_until(lambda: workers[1].score and workers[1].score.restored_windows, 60, "the restored state")
+    before = workers[0].score.engine  # type: ignore[union-attr]
+    after = workers[1].score.engine  # type: ignore[union-attr]
+    assert learned(workers[1]) >= CONFIG.min_history_windows  # no new warm-up needed
+    assert after.graph.edges[""].keys() >= {("api-gateway", "order-service"), ("order-service", SLOW),
+                                            ("api-gateway", FAILING)}
+    assert list(after.detectors[key].history)[:learned(workers[0])] == list(before.detectors[key].history)
+
+    # The incident: payment-service slow and inventory-service failing, at once.
+    started = demo.switch(INCIDENT)
+    await wait_until(lambda: feed.of(SLOW, "firing") and feed.of(FAILING, "firing"), 90, "both alerts firing")
+    recovered = demo.switch(Faults())
+    await wait_until(lambda: feed.of(SLOW, "resolved") and feed.of(FAILING, "resolved"), 90, "both resolved")
+
+    seen = [(a.labels["service"], a.status, a.annotations["feature"],
+             round(windows(a.updated_at_ns - (started if a.status == "firing" else recovered)), 1))
+            for a in feed.alerts]
+    false_alerts = [s for s in seen if s[0] not in (SLOW, FAILING)]
+    steady = warehouse.query(
+        f"SELECT count() AS n FROM {warehouse.database}.ollystack_anomalies FINAL WHERE SpanName = '' "
+        "AND Warming = 0 AND Timestamp < fromUnixTimestamp64Nano({t:Int64})",
+        {"t": started - started % CONFIG.window_ns})[0]["n"]
+    print(json.dumps({"steady_service_windows_scored": steady, "false_alerts": len(false_alerts), "alerts": seen}))
+    assert sorted((s, st) for s, st, _, _ in seen) == [(FAILING, "firing"), (FAILING, "resolved"),
+                                                       (SLOW, "firing"), (SLOW, "resolved")]
+    for service, status, feature, delay in seen:
+        assert feature.startswith("latency") if service == SLOW else feature == "error_rate"
+        # Fires after fire_windows anomalous windows (the first may be partial), resolves
+        # after resolve_windows normal ones; the window closes `lateness` later.
+        limit = (CONFIG.fire_windows if status == "firing" else CONFIG.resolve_windows) + 1
+        assert 0 < delay <= limit + 0.1, seen
+    fired = feed.of(SLOW, "firing")[0]
+    assert fired.annotations["impact"].endswith("api-gateway, order-service")
+    assert fired.labels["correlation_id"] and fired.annotations["correlation_url"].startswith("http://olly.test:8080/")
+    # The callers scored the incident too, and the rows say which service explains them.
+    explained = warehouse.query(
+        f"SELECT DISTINCT toString(ServiceName) AS service FROM {warehouse.database}.ollystack_anomalies FINAL "
+        "WHERE SpanName = '' AND notEmpty(AlertInhibitedBy) AND AlertScore >= {t:Float64}", {"t": CONFIG.threshold})
+    assert {r["service"] for r in explained} >= {"api-gateway", "order-service"}
