@@ -91,7 +91,7 @@ class Replayer:
             except DecodeError as exc:
                 self.dead.append((record.partition, record.offset, str(exc)))
                 continue
-            known = await self.states.known(decoded.trace_ids)
+            known = await self.states.known(decoded.traces)
             result = enrich_decoded(decoded, known, self.config, self.limiter, time.time())
             self.states.remember(result.trace_updates)
             parts.append(rows_by_table(self.signal, result.rows, result.links))

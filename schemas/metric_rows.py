@@ -9,6 +9,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
 from schemas.otlp_values import attributes_to_map
+from schemas.tenancy import tenant_of
 
 __all__ = [
     "EXEMPLAR_COLUMNS",
@@ -38,7 +39,7 @@ _EXEMPLAR_TYPES: dict[str, str] = {
 }
 EXEMPLAR_COLUMNS: tuple[str, ...] = (
     "Timestamp", "MetricName", "MetricType", "ServiceName", "Value", "TraceId", "SpanId",
-    "CorrelationId", "FilteredAttributes", "Attributes",
+    "CorrelationId", "FilteredAttributes", "Attributes", "Tenant",
 )  # fmt: skip
 
 
@@ -207,7 +208,8 @@ def exemplar_rows(tables: Mapping[str, list[Row]]) -> list[Row]:
     Keys are EXEMPLAR_COLUMNS. Timestamp is the exemplar's time, or the point's TimeUnix
     when the exemplar has none (0 would file it under 1970 and the TTL would drop it).
     ``Attributes`` is the point's attribute dict itself (shared, not copied);
-    ``CorrelationId`` is '' until the enrich agent sets it from the trace. Never raises for
+    ``CorrelationId`` is '' until the enrich agent sets it from the trace; ``Tenant`` is the
+    resource's tenant.id (schemas/tenancy.py), the tenant whose trace it names. Never raises for
     rows decode_metrics produced.
     """
     out: list[Row] = []
@@ -232,6 +234,7 @@ def exemplar_rows(tables: Mapping[str, list[Row]]) -> list[Row]:
                     "CorrelationId": "",
                     "FilteredAttributes": filtered,
                     "Attributes": row["Attributes"],
+                    "Tenant": tenant_of(row["ResourceAttributes"]),
                 })  # fmt: skip
     return out
 

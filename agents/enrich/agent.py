@@ -76,11 +76,11 @@ class EnrichStage:
     async def _prefetch(self, decoded: list[Decoded]) -> None:
         """Load the stored states of every trace of a batch not cached yet, in one query;
         retried while ClickHouse is unreachable (the records wait, unacknowledged)."""
-        trace_ids = set().union(*(d.trace_ids for d in decoded))
+        traces = set().union(*(d.traces for d in decoded))
         delay = self.config.retry_initial_s
         while True:
             try:
-                await self.traces.known(trace_ids)
+                await self.traces.known(traces)
                 return
             except WarehouseError as exc:
                 if not exc.retriable or self.app.should_stop:
@@ -90,7 +90,7 @@ class EnrichStage:
                 delay = min(delay * 2, self.config.retry_max_s)
 
     async def _enrich(self, decoded: Decoded) -> EnrichResult:
-        known = await self.traces.known(decoded.trace_ids)
+        known = await self.traces.known(decoded.traces)
         result = enrich_decoded(decoded, known, self.config, self.limiter, time.time())
         self.traces.remember(result.trace_updates)
         return result

@@ -12,6 +12,7 @@ from agents.semconv import normalize_attributes, normalize_severity
 from agents.validation import validate_correlation_id
 from schemas.log_rows import LogRecordRow
 from schemas.span_rows import SpanRecord
+from schemas.tenancy import tenant_of
 
 # Lower wins. A trace's ID only ever moves to a better source, so children stored with a
 # generated ID are re-linked (at query time) when the root brings the caller's ID.
@@ -19,6 +20,9 @@ PRIORITY = {"resource": 0, "attribute": 1, "header": 2, "baggage": 3, "body": 4,
 REJECTED_REASON = "ollystack.correlation_id.rejected_reason"
 REJECTED_VALUE = "ollystack.correlation_id.rejected_value"
 _MAX_REJECTED_CHARS = 256
+# A trace is a tenant's own: two tenants sending one trace ID (a call across tenants carries
+# its traceparent) each keep their own correlation state and links.
+TraceKey = tuple[str, str]  # (tenant, trace ID)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class EnrichResult:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
-    trace_updates: dict[str, TraceState] = field(default_factory=dict)
+    trace_updates: dict[TraceKey, TraceState] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -54,8 +58,8 @@ def _escape(value: str) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in cut)
 
 
-def _link(trace_id: str, state: TraceState, last_ns: int) -> dict[str, Any]:
-    return {"TraceId": trace_id, "CorrelationId": state.correlation_id, "Source": state.source,
+def _link(key: TraceKey, state: TraceState, last_ns: int) -> dict[str, Any]:
+    return {"Tenant": key[0], "TraceId": key[1], "CorrelationId": state.correlation_id, "Source": state.source,
             "Priority": state.priority, "FirstSeen": state.first_seen_ns, "LastSeen": last_ns}
 
 
@@ -75,7 +79,7 @@ def _candidate(resource: Mapping[str, object], attrs: Mapping[str, object], body
     return None
 
 
-def _settle_trace(trace_id: str, found: Sequence[tuple[Candidate, int]], times_ns: Iterable[int],
+def _settle_trace(key: TraceKey, found: Sequence[tuple[Candidate, int]], times_ns: Iterable[int],
                   known: TraceState | None, result: EnrichResult) -> TraceState:
     """The trace's ID after this batch: the best source wins; equal sources keep the first."""
     times = list(times_ns)
@@ -90,29 +94,34 @@ def _settle_trace(trace_id: str, found: Sequence[tuple[Candidate, int]], times_n
     elif known is None:
         # Derived from the trace alone (its ID and the event time of its first record),
         # so a replay of the same records generates the same ID.
-        state = TraceState(generate_correlation_id(trace_id, first_ns), "generated",
+        state = TraceState(generate_correlation_id(key[1], first_ns), "generated",
                            PRIORITY["generated"], first_ns)
         result.counts["correlation_generated"] += 1
     assert state is not None
     if state is not known:
-        result.trace_updates[trace_id] = state
-        result.links.append(_link(trace_id, state, last_ns))
+        result.trace_updates[key] = state
+        result.links.append(_link(key, state, last_ns))
     return state
 
 
-def _by_trace(items: Sequence[Any]) -> dict[str, list[Any]]:
-    groups: dict[str, list[Any]] = {}
+def trace_key(item: Any) -> TraceKey:
+    """The (tenant, trace ID) of a span or log record."""
+    return tenant_of(item.resource_attrs), item.row["TraceId"]
+
+
+def _by_trace(items: Sequence[Any]) -> dict[TraceKey, list[Any]]:
+    groups: dict[TraceKey, list[Any]] = {}
     for item in items:
-        groups.setdefault(item.row["TraceId"], []).append(item)
+        groups.setdefault(trace_key(item), []).append(item)
     return groups
 
 
-def _assign(trace_id: str, group: Sequence[Any], own: Sequence[Candidate | None],
-            found: Sequence[tuple[Candidate, int]], known: Mapping[str, TraceState],
+def _assign(key: TraceKey, group: Sequence[Any], own: Sequence[Candidate | None],
+            found: Sequence[tuple[Candidate, int]], known: Mapping[TraceKey, TraceState],
             result: EnrichResult, identity: Any) -> None:
     """Give every record of ``group`` its ID: the trace's, or (no trace) its own."""
-    if trace_id:
-        state = _settle_trace(trace_id, found, (r.row["Timestamp"] for r in group), known.get(trace_id), result)
+    if key[1]:
+        state = _settle_trace(key, found, (r.row["Timestamp"] for r in group), known.get(key), result)
         for record in group:
             record.row["CorrelationId"] = state.correlation_id
     else:
@@ -124,13 +133,14 @@ def _assign(trace_id: str, group: Sequence[Any], own: Sequence[Candidate | None]
     result.rows.extend(r.row for r in group)
 
 
-def enrich_spans(records: Sequence[SpanRecord], known: Mapping[str, TraceState], config: EnrichConfig) -> EnrichResult:
+def enrich_spans(records: Sequence[SpanRecord], known: Mapping[TraceKey, TraceState],
+                 config: EnrichConfig) -> EnrichResult:
     """Set CorrelationId on every span, trace by trace; rename deprecated attributes.
 
     ``known`` holds the states of traces seen before (agents/enrich/state.py). Nothing
     is dropped: an invalid ID is replaced and its reason kept in the span's attributes."""
     result = EnrichResult()
-    for trace_id, group in _by_trace(records).items():
+    for key, group in _by_trace(records).items():
         found: list[tuple[Candidate, int]] = []
         own: list[Candidate | None] = []
         for record in group:
@@ -142,18 +152,19 @@ def enrich_spans(records: Sequence[SpanRecord], known: Mapping[str, TraceState],
             own.append(candidate)
             if candidate is not None:
                 found.append((candidate, row["Timestamp"]))
-        _assign(trace_id, group, own, found, known, result, lambda r: r.row["SpanId"])
+        _assign(key, group, own, found, known, result, lambda r: r.row["SpanId"])
     result.counts["spans"] += len(records)
     return result
 
 
-def enrich_logs(records: Sequence[LogRecordRow], known: Mapping[str, TraceState], config: EnrichConfig) -> EnrichResult:
+def enrich_logs(records: Sequence[LogRecordRow], known: Mapping[TraceKey, TraceState],
+                config: EnrichConfig) -> EnrichResult:
     """Set CorrelationId on every log record and normalise severity.
 
     Records with a trace follow the trace's ID (and can set it, e.g. from a JSON body);
     records without one keep their own ID or get one derived from their content."""
     result = EnrichResult()
-    for trace_id, group in _by_trace(records).items():
+    for key, group in _by_trace(records).items():
         found: list[tuple[Candidate, int]] = []
         own: list[Candidate | None] = []
         for record in group:
@@ -163,14 +174,14 @@ def enrich_logs(records: Sequence[LogRecordRow], known: Mapping[str, TraceState]
             own.append(candidate)
             if candidate is not None:
                 found.append((candidate, row["Timestamp"]))
-        _assign(trace_id, group, own, found, known, result,
+        _assign(key, group, own, found, known, result,
                 lambda r: f"{r.row['Timestamp']}:{r.row['ServiceName']}:{r.row['Body']}")
     result.counts["logs"] += len(records)
     return result
 
 
 def enrich_metrics(tables: Mapping[str, list[dict[str, Any]]], exemplars: list[dict[str, Any]],
-                   known: Mapping[str, TraceState], limiter: CardinalityLimiter, now_s: float) -> EnrichResult:
+                   known: Mapping[TraceKey, TraceState], limiter: CardinalityLimiter, now_s: float) -> EnrichResult:
     """Limit the cardinality of point attributes and give exemplars their trace's ID.
 
     Point attributes past the limit become the overflow marker (they are the series key);
@@ -184,7 +195,7 @@ def enrich_metrics(tables: Mapping[str, list[dict[str, Any]]], exemplars: list[d
             result.rows.append(row)
     result.counts["cardinality_overflow"] += sum(limiter.overflow_counts().values()) - before
     for exemplar in exemplars:
-        state = known.get(exemplar["TraceId"]) if exemplar["TraceId"] else None
+        state = known.get((exemplar["Tenant"], exemplar["TraceId"])) if exemplar["TraceId"] else None
         exemplar["CorrelationId"] = state.correlation_id if state else ""
         exemplar["_table"] = "metric_exemplars"
         result.rows.append(exemplar)

@@ -14,7 +14,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from agents.cardinality import CardinalityLimiter
 from agents.enrich.config import EnrichConfig
-from agents.enrich.logic import EnrichResult, TraceState, enrich_logs, enrich_metrics, enrich_spans
+from agents.enrich.logic import (
+    EnrichResult, TraceKey, TraceState, enrich_logs, enrich_metrics, enrich_spans, trace_key,
+)
 from pipeline.errors import DecodeError
 from schemas.rows import decode_logs, decode_metrics, decode_spans, exemplar_rows
 
@@ -30,7 +32,7 @@ class Decoded:
 
     signal: Signal
     items: Any  # list[SpanRecord] | list[LogRecordRow] | (tables, exemplar rows)
-    trace_ids: frozenset[str]
+    traces: frozenset[TraceKey]
 
 
 def decode_record(signal: Signal, value: bytes | None) -> Decoded:
@@ -46,16 +48,16 @@ def decode_record(signal: Signal, value: bytes | None) -> Decoded:
         raise DecodeError(f"not an OTLP {message.__name__}: {exc}") from None
     if signal == "spans":
         spans = decode_spans(request)
-        return Decoded(signal, spans, frozenset(s.row["TraceId"] for s in spans))
+        return Decoded(signal, spans, frozenset(trace_key(s) for s in spans))
     if signal == "logs":
         logs = decode_logs(request)
-        return Decoded(signal, logs, frozenset(r.row["TraceId"] for r in logs))
+        return Decoded(signal, logs, frozenset(trace_key(r) for r in logs))
     tables = decode_metrics(request)
     exemplars = exemplar_rows(tables)
-    return Decoded(signal, (tables, exemplars), frozenset(e["TraceId"] for e in exemplars))
+    return Decoded(signal, (tables, exemplars), frozenset((e["Tenant"], e["TraceId"]) for e in exemplars))
 
 
-def enrich_decoded(decoded: Decoded, known: Mapping[str, TraceState], config: EnrichConfig,
+def enrich_decoded(decoded: Decoded, known: Mapping[TraceKey, TraceState], config: EnrichConfig,
                    limiter: CardinalityLimiter, now_s: float) -> EnrichResult:
     """Enrich a decoded record; ``known`` holds the states of its traces seen before."""
     if decoded.signal == "spans":

@@ -11,7 +11,7 @@ import asyncio
 from collections import OrderedDict
 from typing import Mapping
 
-from agents.enrich.logic import TraceState
+from agents.enrich.logic import TraceKey, TraceState
 from schemas.enriched import LINKS_TABLE
 from sinks.warehouse import Warehouse
 
@@ -19,19 +19,21 @@ from sinks.warehouse import Warehouse
 TRACE_CACHE_TRACES = 200_000
 
 
-def stored_states(warehouse: Warehouse, trace_ids: set[str]) -> dict[str, TraceState]:
-    """The best stored link of each trace: the ID every record of the trace shows."""
-    ids = sorted(t for t in trace_ids if t)
+def stored_states(warehouse: Warehouse, traces: set[TraceKey]) -> dict[TraceKey, TraceState]:
+    """The best stored link of each (tenant, trace): the ID every record of the trace shows."""
+    ids = sorted({trace_id for _, trace_id in traces if trace_id})
     if not ids:
         return {}
     rows = warehouse.query(
-        "SELECT TraceId, argMin(CorrelationId, (Priority, FirstSeen)) AS id, "
+        "SELECT Tenant, TraceId, argMin(CorrelationId, (Priority, FirstSeen)) AS id, "
         "argMin(Source, (Priority, FirstSeen)) AS source, min(Priority) AS priority, "
         "toUnixTimestamp64Nano(min(FirstSeen)) AS first_ns "
-        f"FROM {warehouse.database}.{LINKS_TABLE} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId",
+        f"FROM {warehouse.database}.{LINKS_TABLE} WHERE TraceId IN {{ids:Array(String)}} GROUP BY Tenant, TraceId",
         {"ids": ids},
     )
-    return {r["TraceId"]: TraceState(r["id"], r["source"], int(r["priority"]), int(r["first_ns"])) for r in rows}
+    found = {(r["Tenant"], r["TraceId"]): TraceState(r["id"], r["source"], int(r["priority"]), int(r["first_ns"]))
+             for r in rows}
+    return {key: state for key, state in found.items() if key in traces}
 
 
 class TraceStates:
@@ -40,29 +42,29 @@ class TraceStates:
     def __init__(self, warehouse: Warehouse, max_traces: int) -> None:
         self.warehouse = warehouse
         self.max_traces = max_traces
-        self._states: OrderedDict[str, TraceState | None] = OrderedDict()
+        self._states: OrderedDict[TraceKey, TraceState | None] = OrderedDict()
 
-    async def known(self, trace_ids: set[str]) -> dict[str, TraceState]:
-        """States of the traces among ``trace_ids`` that were seen before (here or stored)."""
-        missing = {t for t in trace_ids if t and t not in self._states}
+    async def known(self, traces: set[TraceKey]) -> dict[TraceKey, TraceState]:
+        """States of the (tenant, trace) keys among ``traces`` seen before (here or stored)."""
+        missing = {t for t in traces if t[1] and t not in self._states}
         if missing:
             found = await asyncio.to_thread(stored_states, self.warehouse, missing)
-            for trace_id in missing:
-                self._put(trace_id, found.get(trace_id))
+            for key in missing:
+                self._put(key, found.get(key))
         known = {}
-        for trace_id in trace_ids:
-            state = self._states.get(trace_id)
+        for key in traces:
+            state = self._states.get(key)
             if state is not None:
-                self._states.move_to_end(trace_id)
-                known[trace_id] = state
+                self._states.move_to_end(key)
+                known[key] = state
         return known
 
-    def remember(self, updates: Mapping[str, TraceState]) -> None:
-        for trace_id, state in updates.items():
-            self._put(trace_id, state)
+    def remember(self, updates: Mapping[TraceKey, TraceState]) -> None:
+        for key, state in updates.items():
+            self._put(key, state)
 
-    def _put(self, trace_id: str, state: TraceState | None) -> None:
-        self._states[trace_id] = state
-        self._states.move_to_end(trace_id)
+    def _put(self, key: TraceKey, state: TraceState | None) -> None:
+        self._states[key] = state
+        self._states.move_to_end(key)
         while len(self._states) > self.max_traces:
             self._states.popitem(last=False)

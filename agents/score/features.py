@@ -10,8 +10,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from schemas.tenancy import tenant_of
+
 SERVICE_WIDE = ""  # the operation of a service-wide key
-TENANT_ATTRIBUTE = "tenant.id"
 ERROR_STATUSES = frozenset({"Error", "STATUS_CODE_ERROR"})
 _ALPHA = 0.02
 _GAMMA = (1 + _ALPHA) / (1 - _ALPHA)
@@ -115,7 +116,7 @@ def span_points(rows: Iterable[Mapping[str, Any]]) -> list[SpanPoint]:
         resource = row.get("ResourceAttributes") or {}
         duration = row.get("Duration")
         points.append(SpanPoint(
-            ts, resource.get(TENANT_ATTRIBUTE, "") if isinstance(resource, dict) else "", service,
+            ts, tenant_of(resource) if isinstance(resource, dict) else "", service,
             str(row.get("SpanName") or ""), duration if isinstance(duration, int) and duration > 0 else 0,
             row.get("StatusCode") in ERROR_STATUSES,
             (str(row.get("CorrelationId") or ""), str(row.get("TraceId") or "")),

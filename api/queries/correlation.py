@@ -41,7 +41,8 @@ class CorrelationRows:
 def _resolve_sql(scope: QueryScope) -> str:
     return (
         f"SELECT DISTINCT TraceId FROM ("
-        f"SELECT TraceId FROM {scope.table('ollystack_trace_links')} WHERE CorrelationId = {{cid:String}} "
+        f"SELECT TraceId FROM {scope.table('ollystack_trace_links')} WHERE CorrelationId = {{cid:String}}"
+        f"{scope.tenant_column_filter()} "
         f"UNION ALL SELECT arrayJoin(TraceIds) AS TraceId FROM {scope.table('ollystack_correlation_index')} "
         f"WHERE CorrelationId = {{cid:String}}) WHERE TraceId != '' ORDER BY TraceId LIMIT {{max_traces:UInt32}}"
     )
@@ -83,7 +84,7 @@ async def _query(warehouse: Warehouse, sql: str, params: dict[str, Any]) -> list
 
 async def resolve_traces(warehouse: Warehouse, scope: QueryScope, cid: str, max_traces: int) -> list[str]:
     """Trace IDs linked to ``cid`` or holding rows stored under it (at most ``max_traces``)."""
-    rows = await _query(warehouse, _resolve_sql(scope), {"cid": cid, "max_traces": max_traces})
+    rows = await _query(warehouse, _resolve_sql(scope), scope.params(cid=cid, max_traces=max_traces))
     return [row["TraceId"] for row in rows]
 
 
@@ -128,7 +129,8 @@ async def best_links(warehouse: Warehouse, scope: QueryScope, trace_ids: list[st
         return {}
     sql = (
         f"SELECT TraceId, argMin(CorrelationId, (Priority, FirstSeen)) AS cid "
-        f"FROM {scope.table('ollystack_trace_links')} WHERE TraceId IN {TRACE_ID_SET} GROUP BY TraceId"
+        f"FROM {scope.table('ollystack_trace_links')} WHERE TraceId IN {TRACE_ID_SET}{scope.tenant_column_filter()} "
+        f"GROUP BY TraceId"
     )
-    rows = await _query(warehouse, sql, {"trace_ids": trace_id_list(sorted(set(trace_ids)))})
+    rows = await _query(warehouse, sql, scope.params(trace_ids=trace_id_list(sorted(set(trace_ids)))))
     return {row["TraceId"]: row["cid"] for row in rows}

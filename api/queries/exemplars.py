@@ -5,7 +5,8 @@ import asyncio
 
 from api.params import Page, TimeRange
 from api.queries.rows import EXEMPLAR_COLUMNS, Row
-from api.queries.scope import BY_TRACE_SETTINGS, TENANT_ATTRIBUTE, QueryScope, time_filter
+from api.queries.scope import BY_TRACE_SETTINGS, QueryScope, time_filter
+from schemas.tenancy import TENANT_ATTRIBUTE
 from sinks.warehouse import Warehouse
 
 # Exemplars carry no resource attributes; with a tenant an exemplar is shown when its trace

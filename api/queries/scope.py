@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from schemas.tenancy import TENANT_ATTRIBUTE
 from sinks.warehouse import check_identifier
 
-TENANT_ATTRIBUTE = "tenant.id"  # stamped on every resource by the gateway
 ERROR_STATUS = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
 # Filters on TraceId may skip granules under FINAL without widening to whole key ranges:
 # TraceId is in every sort key we filter this way, so all versions of a row sit in granules
@@ -36,6 +36,10 @@ class QueryScope:
             return ""
         prefix = f"{alias}." if alias else ""
         return f" AND {prefix}ResourceAttributes['{TENANT_ATTRIBUTE}'] = {{tenant:String}}"
+
+    def tenant_column_filter(self) -> str:
+        """The same for tables with a Tenant column (trace links): ``AND Tenant = …``, or ''."""
+        return "" if self.tenant is None else " AND Tenant = {tenant:String}"
 
     def params(self, **values: Any) -> dict[str, Any]:
         """``values`` plus the tenant parameter when the scope has one."""

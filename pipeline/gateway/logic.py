@@ -15,8 +15,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from schemas.tenancy import TENANT_ATTRIBUTE
+
 Signal = Literal["traces", "logs", "metrics"]
-TENANT_ATTRIBUTE = "tenant.id"
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 # Sentinel group key: logs without a trace ID share one record with no key.

@@ -58,8 +58,8 @@ def columns(rows: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:
     return {key: [row[key] for row in rows] for key in rows[0]}
 
 
-def link(trace: str, cid: str, source: str, priority: int, at_ms: float) -> dict[str, Any]:
-    return {"TraceId": trace, "CorrelationId": cid, "Source": source, "Priority": priority,
+def link(trace: str, cid: str, source: str, priority: int, at_ms: float, tenant: str = "acme") -> dict[str, Any]:
+    return {"Tenant": tenant, "TraceId": trace, "CorrelationId": cid, "Source": source, "Priority": priority,
             "FirstSeen": T0 + int(at_ms * MS), "LastSeen": T0 + int(at_ms * MS)}
 
 

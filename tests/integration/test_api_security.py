@@ -120,7 +120,10 @@ def insert_other_tenant(wh: Warehouse) -> str:
     ]))
     wh.insert("otel_logs", columns([log(trace_f, "f2" * 8, 115, "globex-pay", 17, "ERROR", "globex failure", X,
                                         tenant="globex")]))
-    wh.insert("ollystack_trace_links", columns([link(trace_f, X, "resource", 0, 100)]))
+    # globex also sent acme's trace A (a call across tenants carries the traceparent), with
+    # the best source there is: acme must still see its own ID on it.
+    wh.insert("ollystack_trace_links", columns([link(trace_f, X, "resource", 0, 100, tenant="globex"),
+                                                link(TRACE_A, "globex-own-id", "resource", 0, 1, tenant="globex")]))
     wh.insert("metric_exemplars", columns([
         {"Timestamp": T0 + 120 * MS, "MetricName": METRIC, "MetricType": "histogram", "ServiceName": "globex-pay",
          "Value": 10.0, "TraceId": trace_f, "SpanId": "f2" * 8, "CorrelationId": X, "FilteredAttributes": {},
@@ -147,6 +150,7 @@ async def seen(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
         "exemplars": sorted(e["service"] for e in
                             (await get(f"/api/v1/metrics/{METRIC}/exemplars", **WINDOW)).json()["exemplars"]),
         "trace_a": (await get(f"/api/v1/traces/{TRACE_A}")).status_code,
+        "trace_a_id": (await get(f"/api/v1/traces/{TRACE_A}")).json().get("correlation_id"),
         "redirect_a": (await get(f"/api/v1/exemplars/{TRACE_A}/trace")).status_code,
         "logs_of_a": len((await get("/api/v1/logs", trace_id=TRACE_A)).json()["logs"]),
         "text": orjson.dumps(lookup.json()).decode(),
@@ -170,6 +174,7 @@ async def test_a_tenant_sees_only_its_own_rows(warehouse: Warehouse) -> None:
     assert acme["lookup_traces"] == sorted([TRACE_A, "b" * 32]) and acme["lookup_metrics"] == [TRACE_A]
     assert "globex-web" not in acme["services"] and "globex-pay" not in acme["exemplars"]
     assert (acme["trace_a"], acme["redirect_a"], acme["logs_of_a"]) == (200, 307, 2)
+    assert acme["trace_a_id"] == X  # not the ID globex linked to the same trace ID
 
 
 @pytest.mark.asyncio

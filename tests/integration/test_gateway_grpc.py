@@ -18,7 +18,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from pipeline.gateway import Gateway
-from pipeline.gateway.logic import TENANT_ATTRIBUTE, count_items
+from pipeline.gateway.logic import count_items
+from schemas.tenancy import TENANT_ATTRIBUTE
 from pipeline.gateway.testing import read_raw, running_gateway
 
 LIMIT_BYTES = 64 * 1024

@@ -11,8 +11,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from pipeline.gateway.logic import (
-    TENANT_ATTRIBUTE, KafkaRecord, apply_tenant, count_items, resource_key, split_request,
+    KafkaRecord, apply_tenant, count_items, resource_key, split_request,
 )
+from schemas.tenancy import TENANT_ATTRIBUTE
 
 T1, T2 = "0af7651916cd43dd8448eb211c80319c", "4bf92f3577b34da6a3ce929d0e0e4736"
 S1, S2, S3 = "b7ad6b7169203331", "00f067aa0ba902b7", "1111111111111111"

@@ -42,6 +42,8 @@ from schemas.rows import (
 # Read straight from the files, so this test does not depend on the migration runner.
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "schemas" / "migrations"
 _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS \$db\.(\w+)\s*\(")
+_ALTER = re.compile(r"ALTER TABLE \$db\.(\w+)\s+(.*?);", re.S)
+_ADD = re.compile(r"ADD COLUMN IF NOT EXISTS (\w+) .*?(?: (FIRST)| AFTER (\w+))?$", re.S)
 
 
 def _split_top_level(body: str) -> list[str]:
@@ -83,6 +85,14 @@ def insertable_columns() -> dict[str, list[str]]:
                 else:
                     columns.append(name)
             tables[match.group(1)] = columns
+        for match in _ALTER.finditer(sql):  # ADD COLUMN [FIRST | AFTER name]
+            columns = tables[match.group(1)]
+            for item in _split_top_level(match.group(2)):
+                added = _ADD.match(item)
+                if added is None:
+                    continue
+                name, first, after = added.groups()
+                columns.insert(0 if first else columns.index(after) + 1 if after else len(columns), name)
     return tables
 
 
