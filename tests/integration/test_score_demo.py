@@ -104,6 +104,7 @@ def windows(ns: int) -> float:
     return ns / CONFIG.window_ns
 
 
+@pytest.mark.timeout(300)  # about 100 s: 14 learned windows of 3 s, a restart, the incident, the recovery
 async def test_demo_faults_alert_on_their_service_once_and_a_restart_keeps_the_model(
         pipeline: tuple[Settings, Demo, AlertFeed, list[Worker]], kafka_bootstrap: str, warehouse: Warehouse,
         unique: str) -> None:
@@ -147,10 +148,11 @@ async def test_demo_faults_alert_on_their_service_once_and_a_restart_keeps_the_m
                                                        (SLOW, "firing"), (SLOW, "resolved")]
     for service, status, feature, delay in seen:
         assert feature.startswith("latency") if service == SLOW else feature == "error_rate"
-        # Fires after fire_windows anomalous windows (the first may be partial), resolves
-        # after resolve_windows normal ones; the window closes `lateness` later.
-        limit = (CONFIG.fire_windows if status == "firing" else CONFIG.resolve_windows) + 1
-        assert 0 < delay <= limit + 0.1, seen
+        # Fires after fire_windows anomalous windows, resolves after resolve_windows normal
+        # ones; the window the change falls in is partial (+1), and one noisy window is
+        # allowed for (+1).
+        limit = (CONFIG.fire_windows if status == "firing" else CONFIG.resolve_windows) + 2
+        assert 0 < delay <= limit, seen
     fired = feed.of(SLOW, "firing")[0]
     assert fired.annotations["impact"].endswith("api-gateway, order-service")
     assert fired.labels["correlation_id"] and fired.annotations["correlation_url"].startswith("http://olly.test:8080/")
