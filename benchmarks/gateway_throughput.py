@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 # Runnable as a script from anywhere: the repository root goes on the import path.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,7 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 
 from pipeline.gateway.logic import KafkaRecord, split_request  # noqa: E402
-from pipeline.settings import KafkaSettings, OtlpSettings, Settings  # noqa: E402
+from pipeline.settings import Compression, KafkaSettings, OtlpSettings, Settings  # noqa: E402
 
 SPANS_PER_TRACE = 8
 DISTINCT_REQUESTS = 16
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--spans", type=int, default=512)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--compression", choices=("gzip", "none"), default="gzip")
+    parser.add_argument("--compression", choices=get_args(Compression), default="zstd")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     if args.bootstrap:

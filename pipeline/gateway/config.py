@@ -1,12 +1,10 @@
 """The gateway's frozen config, derived from the root Settings and checked at build."""
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.errors import ConfigError
-from pipeline.settings import Settings
+from pipeline.settings import Compression, Settings
 
 # Room for the Kafka record overhead (key, headers, batch header) inside max_message_bytes.
 RECORD_OVERHEAD_BYTES = 1024
@@ -33,7 +31,7 @@ class GatewayConfig(BaseModel):
     logs_topic: str
     metrics_topic: str
     client_id: str
-    compression: Literal["gzip", "none"]
+    compression: Compression
     produce_timeout_s: float
     max_message_bytes: int
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import get_args
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from pipeline.app import create_app
-from pipeline.settings import Settings, TopicSettings
+from pipeline.settings import Compression, Settings, TopicSettings
 from pipeline.topics import TopicSpec, describe_topics, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.asyncio
@@ -44,10 +45,12 @@ async def test_topics_are_created_once_with_the_configured_partitions(kafka_boot
     assert described[f"{unique}-raw-spans"] == 3 and described[f"{unique}.alerts"] == 1
 
 
-async def test_produce_with_acks_all_and_consume(kafka_bootstrap: str, unique: str) -> None:
+@pytest.mark.parametrize("compression", [c for c in get_args(Compression) if c != "none"])
+async def test_produce_with_acks_all_and_consume(kafka_bootstrap: str, unique: str, compression: str) -> None:
+    # Every codec OLLYSTACK_KAFKA_COMPRESSION offers, through the real broker and back.
     await ensure_topics(kafka_bootstrap, [TopicSpec(unique, 2, 1, "test")])
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True,
-                                compression_type="gzip")
+                                compression_type=compression)
     await producer.start()
     try:
         sent = [f"value-{i}".encode() for i in range(50)]
