@@ -15,7 +15,8 @@ from agents.enrich.logic import EnrichResult
 from agents.enrich.records import Decoded, Signal, decode_record, enrich_decoded
 from agents.enrich.state import TRACE_CACHE_TRACES, TraceStates
 from agents.metrics import WorkerMetrics
-from pipeline.errors import BrokerUnavailableError, DecodeError, WarehouseError
+from agents.retry import read_with_retry
+from pipeline.errors import BrokerUnavailableError, DecodeError
 from pipeline.settings import Settings
 from schemas.enriched import encode_enriched
 from sinks.warehouse import Warehouse
@@ -77,17 +78,8 @@ class EnrichStage:
         """Load the stored states of every trace of a batch not cached yet, in one query;
         retried while ClickHouse is unreachable (the records wait, unacknowledged)."""
         traces = set().union(*(d.traces for d in decoded))
-        delay = self.config.retry_initial_s
-        while True:
-            try:
-                await self.traces.known(traces)
-                return
-            except WarehouseError as exc:
-                if not exc.retriable or self.app.should_stop:
-                    raise
-                log.warning("trace states not readable; retrying", extra={"error": str(exc), "retry_in_s": delay})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.retry_max_s)
+        await read_with_retry(lambda: self.traces.known(traces), "trace states", self.config.retry_initial_s,
+                              self.config.retry_max_s, lambda: self.app.should_stop)
 
     async def _enrich(self, decoded: Decoded) -> EnrichResult:
         known = await self.traces.known(decoded.traces)

@@ -11,6 +11,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from agents.metrics import WorkerMetrics
+from agents.retry import read_with_retry
 from agents.score.alertmanager import AlertmanagerForwarder
 from agents.score.config import ScoreConfig
 from agents.score.features import span_points
@@ -62,17 +63,9 @@ class ScoreStage:
 
     async def restore(self) -> None:
         """A fresh engine with the stored state; retried while ClickHouse is unreachable."""
-        delay = self.config.retry_initial_s
-        while True:
-            try:
-                rows, alerts = await asyncio.to_thread(load_state, self.warehouse, self.config)
-                break
-            except WarehouseError as exc:
-                if not exc.retriable or self.app.should_stop:
-                    raise
-                log.warning("score state not readable yet; retrying", extra={"error": str(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.retry_max_s)
+        rows, alerts = await read_with_retry(lambda: asyncio.to_thread(load_state, self.warehouse, self.config),
+                                             "score state", self.config.retry_initial_s, self.config.retry_max_s,
+                                             lambda: self.app.should_stop)
         self.engine = ScoreEngine(self.config)
         self.restored_windows = self.engine.restore(rows, alerts)
         log.info("score state restored", extra={"windows": self.restored_windows, "open_alerts": len(alerts)})

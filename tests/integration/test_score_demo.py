@@ -63,7 +63,7 @@ class AlertFeed:
 class Demo:
     """The demo in a thread; ``faults`` can be changed while it runs."""
 
-    def __init__(self, settings: Settings, grpc_port: int, http_port: int) -> None:
+    def __init__(self, grpc_port: int, http_port: int) -> None:
         self.faults, self.stop = Faults(), threading.Event()
         self._run = asyncio.create_task(asyncio.to_thread(
             run_demo, f"http://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}", "grpc", RATE, None,
@@ -89,7 +89,7 @@ async def pipeline(kafka_bootstrap: str, unique: str, tmp_path: Path,
     workers = [build_worker(settings, kafka_bootstrap, warehouse, app_id=unique, score=CONFIG)]
     await gateway.start()
     await workers[0].start()
-    demo = Demo(settings, gateway.grpc_port, gateway.http_port)
+    demo = Demo(gateway.grpc_port, gateway.http_port)
     try:
         async with AlertFeed(kafka_bootstrap, settings.topics.alerts) as feed:
             yield settings, demo, feed, workers
