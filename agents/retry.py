@@ -5,7 +5,7 @@ import asyncio
 import logging
 from typing import Awaitable, Callable, TypeVar
 
-from pipeline.errors import WarehouseError
+from core.errors import WarehouseError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

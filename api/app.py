@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from agents.score.config import ScoreConfig
 from api.cache import TtlCache
 from api.params import Limits
 from api.queries.correlation import CorrelationRows
@@ -16,8 +17,7 @@ from api.routes import alerts, correlate, exemplars, health, logs, services, tra
 from api.runtime import ApiRuntime
 from api.telemetry import ApiMetrics, MetricsMiddleware
 from api.tenancy import TenantAuth
-from agents.score.config import ScoreConfig
-from pipeline.settings import Settings
+from core.settings import Settings
 from sinks.warehouse import Warehouse
 
 CACHE_TTL_S = 10.0

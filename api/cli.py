@@ -9,11 +9,11 @@ from typing import Any, TextIO
 import orjson
 
 from agents.validation import validate_correlation_id
-from api.context import build_context
 from api.params import Limits
+from api.presentation.context import build_context
 from api.queries.correlation import load_correlation
 from api.queries.scope import QueryScope
-from pipeline.settings import Settings
+from core.settings import Settings
 from sinks.warehouse import Warehouse
 
 # Stored text comes from clients: control characters (terminal escape sequences) are shown
@@ -72,9 +72,9 @@ def correlate_main(settings: Settings, correlation_id: str, as_json: bool, *,
         return 2
     opened = None
     if warehouse is None:
-        from pipeline.up import open_configured_warehouse
+        from sinks.backend import open_warehouse
 
-        warehouse = opened = open_configured_warehouse(settings)
+        warehouse = opened = open_warehouse(settings.clickhouse, settings.data_dir)
     try:
         rows = asyncio.run(load_correlation(warehouse, QueryScope(warehouse.database), correlation_id, Limits()))
     finally:

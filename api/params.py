@@ -10,7 +10,7 @@ from typing import Mapping, TypeVar
 from starlette.requests import Request
 
 from agents.validation import IdPolicy, validate_correlation_id
-from pipeline.errors import OllyStackError
+from core.errors import OllyStackError
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.params import ParamError
-from pipeline.errors import OllyStackError, WarehouseError, WarehouseUnavailableError
+from core.errors import OllyStackError, WarehouseError, WarehouseUnavailableError
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5

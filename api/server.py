@@ -8,8 +8,8 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
-from pipeline.errors import OllyStackError
-from pipeline.settings import Settings
+from core.errors import OllyStackError
+from core.settings import Settings
 from sinks.warehouse import Warehouse
 
 

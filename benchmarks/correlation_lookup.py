@@ -33,9 +33,10 @@ from api.app import create_app  # noqa: E402
 from api.params import Limits  # noqa: E402
 from api.queries.correlation import load_correlation  # noqa: E402
 from api.queries.scope import QueryScope  # noqa: E402
-from pipeline.settings import ClickHouseSettings, Settings  # noqa: E402
-from schemas.migrations import migrate  # noqa: E402
-from sinks.warehouse import Warehouse, open_warehouse  # noqa: E402
+from core.settings import ClickHouseSettings, Settings  # noqa: E402
+from sinks.backend import open_warehouse  # noqa: E402
+from sinks.migrations import migrate  # noqa: E402
+from sinks.warehouse import Warehouse  # noqa: E402
 
 SERVICES = ("frontend", "checkout", "payment", "inventory", "cart", "shipping", "email", "currency")
 OPERATIONS = ("POST /checkout", "POST /charge", "GET /stock", "GET /cart", "POST /ship", "SELECT orders",
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="chDB folder (default: a new temp folder); data already there is reused")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="ollystack-bench-"))
-    wh = open_warehouse("", data_dir, "bench")
+    wh = open_warehouse(ClickHouseSettings(database="bench"), data_dir)
     migrate(wh, ClickHouseSettings())
     stored = wh.query("SELECT count() AS n FROM bench.otel_traces")[0]["n"]
     insert_s = None

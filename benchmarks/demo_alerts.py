@@ -22,16 +22,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.score.config import ScoreConfig  # noqa: E402
+from core.settings import ClickHouseSettings, Settings  # noqa: E402
 from pipeline.alerts_tail import alert_stream  # noqa: E402
-from pipeline.demo import FaultWindow, Faults, run_demo  # noqa: E402
+from pipeline.demo import Faults, FaultWindow, run_demo  # noqa: E402
 from pipeline.gateway.service import build_gateway  # noqa: E402
 from pipeline.local_broker import LocalKafkaBroker  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
 from pipeline.topics import ensure_topics, topic_specs  # noqa: E402
 from pipeline.worker import build_worker  # noqa: E402
 from schemas.alerts import Alert  # noqa: E402
-from schemas.migrations import migrate  # noqa: E402
-from sinks.warehouse import open_warehouse  # noqa: E402
+from sinks.backend import open_warehouse  # noqa: E402
+from sinks.migrations import migrate  # noqa: E402
 
 SLOW, FAILING = "payment-service", "inventory-service"
 
@@ -44,7 +44,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         settings = Settings.model_validate({"data_dir": tmp, "topics": {"partitions": 2},
                                             "otlp": {"grpc_port": 0, "http_port": 0}})
         await ensure_topics(broker.bootstrap, topic_specs(settings.topics))
-        wh = open_warehouse("", Path(tmp))
+        wh = open_warehouse(ClickHouseSettings(), Path(tmp))
         migrate(wh, settings.clickhouse)
         gateway = build_gateway(settings, broker.bootstrap)
         worker = build_worker(settings, broker.bootstrap, wh, score=config)

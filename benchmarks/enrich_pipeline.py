@@ -17,20 +17,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaProducer  # noqa: E402
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,  # noqa: E402
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource  # noqa: E402
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span  # noqa: E402
 
 from agents.enrich.config import EnrichConfig  # noqa: E402
 from agents.enrich.logic import enrich_spans  # noqa: E402
+from core.settings import ClickHouseSettings, Settings  # noqa: E402
 from pipeline.local_broker import LocalKafkaBroker  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
 from pipeline.topics import ensure_topics, topic_specs  # noqa: E402
 from pipeline.worker import build_worker  # noqa: E402
-from schemas.migrations import migrate  # noqa: E402
 from schemas.rows import decode_spans  # noqa: E402
-from sinks.warehouse import open_warehouse  # noqa: E402
+from sinks.backend import open_warehouse  # noqa: E402
+from sinks.migrations import migrate  # noqa: E402
 
 
 def request(spans: int, traces: int = 8) -> tuple[bytes, str]:
@@ -64,7 +66,7 @@ async def end_to_end(bodies: list[bytes], keys: list[str], spans_total: int) -> 
     with tempfile.TemporaryDirectory() as tmp, LocalKafkaBroker(Path(tmp) / "kafka") as broker:
         settings = Settings.model_validate({"data_dir": tmp, "topics": {"partitions": 2}})
         await ensure_topics(broker.bootstrap, topic_specs(settings.topics))
-        wh = open_warehouse("", Path(tmp))
+        wh = open_warehouse(ClickHouseSettings(), Path(tmp))
         migrate(wh, settings.clickhouse)
         worker = build_worker(settings, broker.bootstrap, wh)
         started = time.perf_counter()

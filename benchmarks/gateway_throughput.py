@@ -28,11 +28,13 @@ from typing import Any, get_args
 # Runnable as a script from anywhere: the repository root goes on the import path.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,  # noqa: E402
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 
+from core.settings import Compression, KafkaSettings, OtlpSettings, Settings  # noqa: E402
 from pipeline.gateway.logic import KafkaRecord, split_request  # noqa: E402
-from pipeline.settings import Compression, KafkaSettings, OtlpSettings, Settings  # noqa: E402
 
 SPANS_PER_TRACE = 8
 DISTINCT_REQUESTS = 16
@@ -195,7 +197,7 @@ async def bench_raw(bootstrap: str, topic: str, compression: str, split: dict[by
 
 
 async def _run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
-    from pipeline.gateway.testing import create_raw_topics
+    from tests.support.gateway import create_raw_topics
 
     rnd = random.Random(args.seed)
     bodies = [build_request(args.spans, rnd) for _ in range(DISTINCT_REQUESTS)]

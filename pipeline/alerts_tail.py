@@ -7,8 +7,8 @@ from typing import AsyncIterator, Literal, TextIO
 
 import orjson
 
-from pipeline.errors import BrokerUnavailableError, DecodeError
-from pipeline.settings import Settings
+from core.errors import BrokerUnavailableError, DecodeError
+from core.settings import Settings
 from schemas.alerts import Alert, decode_alert
 
 Format = Literal["json", "table"]

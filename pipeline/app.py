@@ -5,7 +5,7 @@ from typing import Any
 
 import faust
 
-from pipeline.settings import Settings
+from core.settings import Settings
 
 
 def create_app(settings: Settings, bootstrap: str, app_id: str = "ollystack", **overrides: Any) -> faust.App:

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from pipeline.errors import OllyStackError
-from pipeline.settings import Settings, load_settings
+from core.errors import OllyStackError
+from core.settings import Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -29,10 +29,10 @@ def _role(role: str) -> Handler:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.up import open_configured_warehouse
-    from schemas.migrations import migrate
+    from sinks.backend import open_warehouse
+    from sinks.migrations import migrate
 
-    wh = open_configured_warehouse(settings)
+    wh = open_warehouse(settings.clickhouse, settings.data_dir)
     try:
         applied = migrate(wh, settings.clickhouse)
     finally:
@@ -57,14 +57,15 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.replay import parse_position, run_replay
-    from pipeline.up import kafka_bootstrap, open_configured_warehouse
-    from schemas.migrations import migrate
+    from pipeline.up import kafka_bootstrap
+    from sinks.backend import open_warehouse
+    from sinks.migrations import migrate
 
     start = parse_position(args.start, "--from")
     stop = parse_position(args.stop, "--to") if args.stop else None
     if not settings.kafka.bootstrap:
         raise OllyStackError("`ollystack replay` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker holding the raw topics)")
-    wh = open_configured_warehouse(settings)
+    wh = open_warehouse(settings.clickhouse, settings.data_dir)
     try:
         migrate(wh, settings.clickhouse)
 

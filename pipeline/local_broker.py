@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from string import Template
 
-from pipeline.errors import LocalBrokerError
+from core.errors import LocalBrokerError
 
 log = logging.getLogger(__name__)
 OPS_DIR = Path(__file__).resolve().parent.parent / "ops" / "kafka"

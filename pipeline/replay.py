@@ -1,7 +1,6 @@
 """`ollystack replay`: re-read a raw topic range through the same enrich and sink code."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import time
@@ -18,8 +17,8 @@ from agents.enrich.records import Signal, decode_record, enrich_decoded
 from agents.enrich.state import TRACE_CACHE_TRACES, TraceStates
 from agents.sink.config import SinkConfig
 from agents.sink.logic import BatchId, insert_with_retry
-from pipeline.errors import BrokerUnavailableError, ConfigError, DecodeError
-from pipeline.settings import Settings
+from core.errors import BrokerUnavailableError, ConfigError, DecodeError
+from core.settings import Settings
 from pipeline.topics import describe_topics
 from schemas.enriched import merge_tables, rows_by_table
 from sinks.warehouse import Warehouse

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.errors import BrokerUnavailableError
-from pipeline.settings import TopicSettings
+from core.errors import BrokerUnavailableError
+from core.settings import TopicSettings
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,12 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], client_id: str =
     Existing topics are left as they are (their partition count is not changed).
     Raises BrokerUnavailableError when the broker cannot be reached."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, for_code
+    from aiokafka.errors import (
+        KafkaConnectionError,
+        KafkaError,
+        TopicAlreadyExistsError,
+        for_code,
+    )
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
     try:

@@ -7,19 +7,13 @@ import logging
 import signal
 from typing import Any, AsyncIterator, Iterable
 
-from pipeline.errors import ConfigError
-from pipeline.settings import Settings
-from sinks.warehouse import Warehouse, open_warehouse
+from core.errors import ConfigError
+from core.settings import Settings
+from sinks.backend import describe, open_warehouse
+from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 ROLES = ("gateway", "worker", "api")
-
-
-def open_configured_warehouse(settings: Settings) -> Warehouse:
-    """The warehouse the settings name: the server URL, or chDB under data_dir."""
-    return open_warehouse(
-        settings.clickhouse.url.get_secret_value(), settings.data_dir, settings.clickhouse.database
-    )
 
 
 @contextlib.asynccontextmanager
@@ -55,14 +49,12 @@ async def _start_roles(
     endpoints: list[tuple[str, str]] = [("Kafka", bootstrap)]
     warehouse: Warehouse | None = None
     if "worker" in roles or "api" in roles:
-        from schemas.migrations import migrate
+        from sinks.migrations import migrate
 
-        warehouse = open_configured_warehouse(settings)
+        warehouse = open_warehouse(settings.clickhouse, settings.data_dir)
         stack.callback(warehouse.close)
         await asyncio.to_thread(migrate, warehouse, settings.clickhouse)
-        where = "server (OLLYSTACK_CLICKHOUSE_URL)" if settings.clickhouse.url.get_secret_value() \
-            else f"chDB {settings.data_dir / 'chdb'}"
-        endpoints.append(("ClickHouse", where))
+        endpoints.append(("ClickHouse", describe(settings.clickhouse, settings.data_dir)))
     if "gateway" in roles:
         from pipeline.gateway.service import build_gateway
 

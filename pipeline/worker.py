@@ -13,8 +13,8 @@ from agents.score.agent import ScoreStage
 from agents.score.config import ScoreConfig
 from agents.sink.agent import SinkStage
 from agents.sink.config import SinkConfig
+from core.settings import Settings
 from pipeline.app import create_app
-from pipeline.settings import Settings
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)

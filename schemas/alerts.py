@@ -9,7 +9,7 @@ from typing import Any, Literal, Mapping
 
 import orjson
 
-from pipeline.errors import DecodeError
+from core.errors import DecodeError
 
 ALERTS_TABLE = "ollystack_alerts"
 ANOMALIES_TABLE = "ollystack_anomalies"

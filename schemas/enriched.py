@@ -5,7 +5,7 @@ from typing import Any, Literal, Mapping
 
 import orjson
 
-from pipeline.errors import DecodeError
+from core.errors import DecodeError
 
 Signal = Literal["spans", "logs", "metrics"]
 # The table rows of each signal go to when they carry no "_table" of their own.

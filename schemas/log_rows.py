@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from schemas.otlp_values import any_value_to_python, any_value_to_string, attributes_to_map, attributes_to_maps
+from schemas.otlp_values import (
+    any_value_to_python,
+    any_value_to_string,
+    attributes_to_map,
+    attributes_to_maps,
+)
 
 __all__ = ["LOG_COLUMNS", "LogRecordRow", "decode_logs"]
 

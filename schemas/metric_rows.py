@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
+from core.tenancy import tenant_of
 from schemas.otlp_values import attributes_to_map
-from schemas.tenancy import tenant_of
 
 __all__ = [
     "EXEMPLAR_COLUMNS",

@@ -11,7 +11,7 @@ import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from pipeline.errors import DecodeError
+from core.errors import DecodeError
 
 M = TypeVar("M", bound=Message)
 _IdConverter = Callable[[Any, int, str], str]

@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from schemas.otlp_values import SPAN_KIND_NAMES, STATUS_CODE_NAMES, attributes_to_map, attributes_to_maps
+from schemas.otlp_values import (
+    SPAN_KIND_NAMES,
+    STATUS_CODE_NAMES,
+    attributes_to_map,
+    attributes_to_maps,
+)
 
 __all__ = ["SPAN_COLUMNS", "SpanRecord", "decode_spans"]
 

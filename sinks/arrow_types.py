@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
-from pipeline.errors import WarehouseError
+from core.errors import WarehouseError
 
 _SCALARS: dict[str, pa.DataType] = {
     "String": pa.string(),

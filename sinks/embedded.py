@@ -8,9 +8,15 @@ from typing import Any, Mapping
 import orjson
 import pyarrow as pa
 
-from pipeline.errors import WarehouseError
+from core.errors import WarehouseError
 from sinks.arrow_types import to_arrow_array
-from sinks.warehouse import Columns, Row, check_dedup_token, check_identifier, column_lengths
+from sinks.warehouse import (
+    Columns,
+    Row,
+    check_dedup_token,
+    check_identifier,
+    column_lengths,
+)
 
 _SESSION_SETTINGS = (
     "SET output_format_json_quote_64bit_integers = 0",

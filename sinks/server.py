@@ -8,8 +8,14 @@ import uuid
 from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
-from pipeline.errors import ConfigError, WarehouseError, WarehouseUnavailableError
-from sinks.warehouse import Columns, Row, check_dedup_token, check_identifier, column_lengths
+from core.errors import ConfigError, WarehouseError, WarehouseUnavailableError
+from sinks.warehouse import (
+    Columns,
+    Row,
+    check_dedup_token,
+    check_identifier,
+    column_lengths,
+)
 
 
 def _plain(value: Any) -> Any:

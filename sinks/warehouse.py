@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
-from pipeline.errors import ConfigError, WarehouseError
+from core.errors import WarehouseError
 
 Row = dict[str, Any]
 Columns = Mapping[str, Sequence[Any]]
@@ -66,23 +65,3 @@ def column_lengths(columns: Columns) -> int:
     if len(set(lengths.values())) > 1:
         raise WarehouseError(f"insert columns differ in length: {lengths}")
     return next(iter(lengths.values()), 0)
-
-
-def open_warehouse(url: str, data_dir: Path, database: str = "default") -> Warehouse:
-    """The backend for ``url``: ``clickhouse://``/``clickhouses://`` → server, empty → chDB.
-
-    Raises ConfigError for any other scheme."""
-    check_identifier(database, "database")
-    if not url:
-        from sinks.embedded import EmbeddedWarehouse
-
-        return EmbeddedWarehouse(Path(data_dir) / "chdb", database)
-    if url.startswith(("clickhouse://", "clickhouses://")):
-        from sinks.server import ServerWarehouse
-
-        return ServerWarehouse(url, database)
-    scheme = url.split("://", 1)[0] if "://" in url else url[:20]
-    raise ConfigError(
-        f"OLLYSTACK_CLICKHOUSE_URL: scheme {scheme!r} is not allowed; "
-        "use clickhouse://user:pass@host:9000/db, clickhouses:// for TLS, or leave it empty for chDB"
-    )

@@ -8,9 +8,10 @@ from typing import Iterator
 
 import pytest
 
-from pipeline.settings import ClickHouseSettings
-from schemas.migrations import migrate
-from sinks.warehouse import Warehouse, open_warehouse
+from core.settings import ClickHouseSettings
+from sinks.backend import open_warehouse
+from sinks.migrations import migrate
+from sinks.warehouse import Warehouse
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -53,7 +54,7 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def warehouse(chdb_dir: Path, unique: str) -> Iterator[Warehouse]:
     """A migrated database of this test's own on the embedded engine, dropped afterwards."""
-    wh = open_warehouse("", chdb_dir, unique)
+    wh = open_warehouse(ClickHouseSettings(database=unique), chdb_dir)
     migrate(wh, ClickHouseSettings())
     try:
         yield wh

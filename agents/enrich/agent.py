@@ -16,8 +16,8 @@ from agents.enrich.records import Decoded, Signal, decode_record, enrich_decoded
 from agents.enrich.state import TRACE_CACHE_TRACES, TraceStates
 from agents.metrics import WorkerMetrics
 from agents.retry import read_with_retry
-from pipeline.errors import BrokerUnavailableError, DecodeError
-from pipeline.settings import Settings
+from core.errors import BrokerUnavailableError, DecodeError
+from core.settings import Settings
 from schemas.enriched import encode_enriched
 from sinks.warehouse import Warehouse
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agents.correlation import CorrelationConfig
-from pipeline.errors import ConfigError
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from agents.correlation import Candidate, find_correlation_id, generate_correlat
 from agents.enrich.config import EnrichConfig
 from agents.semconv import normalize_attributes, normalize_severity
 from agents.validation import validate_correlation_id
+from core.tenancy import tenant_of
 from schemas.log_rows import LogRecordRow
 from schemas.span_rows import SpanRecord
-from schemas.tenancy import tenant_of
 
 # Lower wins. A trace's ID only ever moves to a better source, so children stored with a
 # generated ID are re-linked (at query time) when the root brings the caller's ID.

@@ -8,16 +8,28 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 
 from agents.cardinality import CardinalityLimiter
 from agents.enrich.config import EnrichConfig
 from agents.enrich.logic import (
-    EnrichResult, TraceKey, TraceState, enrich_logs, enrich_metrics, enrich_spans, trace_key,
+    EnrichResult,
+    TraceKey,
+    TraceState,
+    enrich_logs,
+    enrich_metrics,
+    enrich_spans,
+    trace_key,
 )
-from pipeline.errors import DecodeError
+from core.errors import DecodeError
 from schemas.rows import decode_logs, decode_metrics, decode_spans, exemplar_rows
 
 Signal = Literal["spans", "logs", "metrics"]

@@ -21,8 +21,8 @@ from agents.score.state import load_state
 from agents.score.windows import HeldRecords
 from agents.sink.config import SinkConfig
 from agents.sink.logic import insert_with_retry
-from pipeline.errors import BrokerUnavailableError, WarehouseError
-from pipeline.settings import Settings
+from core.errors import BrokerUnavailableError, WarehouseError
+from core.settings import Settings
 from schemas.alerts import ALERTS_TABLE, ANOMALIES_TABLE, encode_alert
 from sinks.warehouse import Warehouse
 

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from pipeline.errors import ConfigError
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)

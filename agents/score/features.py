@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from schemas.tenancy import tenant_of
+from core.tenancy import tenant_of
 
 SERVICE_WIDE = ""  # the operation of a service-wide key
 ERROR_STATUSES = frozenset({"Error", "STATUS_CODE_ERROR"})

@@ -14,7 +14,14 @@ from agents.cardinality import CardinalityLimiter
 from agents.score.config import ScoreConfig
 from agents.score.detector import FEATURES, RobustDetector, Score
 from agents.score.features import (
-    SERVICE_WIDE, Exemplar, Key, SpanPoint, WindowAggregate, WindowFeatures, features_of, latency_bucket,
+    SERVICE_WIDE,
+    Exemplar,
+    Key,
+    SpanPoint,
+    WindowAggregate,
+    WindowFeatures,
+    features_of,
+    latency_bucket,
 )
 from agents.score.topology import CallGraph, explained_by, explaining
 from agents.score.windows import WindowClock

@@ -10,7 +10,7 @@ import logging
 from typing import Any, Mapping
 
 from agents.score.config import ScoreConfig
-from pipeline.errors import DecodeError
+from core.errors import DecodeError
 from schemas.alerts import ALERTS_TABLE, ANOMALIES_TABLE, Alert, decode_alert
 from sinks.warehouse import Warehouse
 

@@ -11,8 +11,8 @@ from agents.deadletter import send_dead_letter
 from agents.metrics import WorkerMetrics
 from agents.sink.config import SinkConfig
 from agents.sink.logic import BatchId, insert_with_retry
-from pipeline.errors import DecodeError, WarehouseError
-from pipeline.settings import Settings
+from core.errors import DecodeError, WarehouseError
+from core.settings import Settings
 from schemas.enriched import decode_enriched, merge_tables
 from sinks.warehouse import Warehouse
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.errors import ConfigError
-from pipeline.settings import SinkSettings
+from core.errors import ConfigError
+from core.settings import SinkSettings
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
 from agents.sink.config import SinkConfig
-from pipeline.errors import OllyStackError, WarehouseError
+from core.errors import OllyStackError, WarehouseError
 from schemas.enriched import LINKS_TABLE
 from schemas.rows import to_columns
 from sinks.warehouse import Warehouse

@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.params import Limits
-from api.queries.rows import EXEMPLAR_COLUMNS, LOG_COLUMNS, SPAN_COLUMNS, Row
-from api.queries.scope import BY_TRACE_SETTINGS, TRACE_ID_SET, QueryScope, trace_id_list
+from api.queries.columns import EXEMPLAR_COLUMNS, LOG_COLUMNS, SPAN_COLUMNS
+from api.queries.scope import (
+    BY_TRACE_SETTINGS,
+    TENANT_COLUMN,
+    TRACE_ID_SET,
+    QueryScope,
+    trace_id_list,
+)
+from core.types import Row
 from sinks.warehouse import Warehouse
 
 
@@ -42,7 +49,7 @@ def _resolve_sql(scope: QueryScope) -> str:
     return (
         f"SELECT DISTINCT TraceId FROM ("
         f"SELECT TraceId FROM {scope.table('ollystack_trace_links')} WHERE CorrelationId = {{cid:String}}"
-        f"{scope.tenant_column_filter()} "
+        f"{scope.tenant_filter(TENANT_COLUMN)} "
         f"UNION ALL SELECT arrayJoin(TraceIds) AS TraceId FROM {scope.table('ollystack_correlation_index')} "
         f"WHERE CorrelationId = {{cid:String}}) WHERE TraceId != '' ORDER BY TraceId LIMIT {{max_traces:UInt32}}"
     )
@@ -129,7 +136,7 @@ async def best_links(warehouse: Warehouse, scope: QueryScope, trace_ids: list[st
         return {}
     sql = (
         f"SELECT TraceId, argMin(CorrelationId, (Priority, FirstSeen)) AS cid "
-        f"FROM {scope.table('ollystack_trace_links')} WHERE TraceId IN {TRACE_ID_SET}{scope.tenant_column_filter()} "
+        f"FROM {scope.table('ollystack_trace_links')} WHERE TraceId IN {TRACE_ID_SET}{scope.tenant_filter(TENANT_COLUMN)} "
         f"GROUP BY TraceId"
     )
     rows = await _query(warehouse, sql, scope.params(trace_ids=trace_id_list(sorted(set(trace_ids)))))

@@ -4,9 +4,10 @@ from __future__ import annotations
 import asyncio
 
 from api.params import Page, TimeRange
-from api.queries.rows import EXEMPLAR_COLUMNS, Row
+from api.queries.columns import EXEMPLAR_COLUMNS
 from api.queries.scope import BY_TRACE_SETTINGS, QueryScope, time_filter
-from schemas.tenancy import TENANT_ATTRIBUTE
+from core.tenancy import TENANT_ATTRIBUTE
+from core.types import Row
 from sinks.warehouse import Warehouse
 
 # Exemplars carry no resource attributes; with a tenant an exemplar is shown when its trace

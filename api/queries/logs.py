@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from api.params import Page, TimeRange
-from api.queries.rows import LOG_COLUMNS, Row
+from api.queries.columns import LOG_COLUMNS
 from api.queries.scope import TRACE_ID_SET, QueryScope, time_filter, trace_id_list
+from core.types import Row
 from sinks.warehouse import Warehouse
 
 # severity parameter -> the lowest SeverityNumber of that level, and the SeverityText

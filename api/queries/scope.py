@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from schemas.tenancy import TENANT_ATTRIBUTE
+from core.tenancy import TENANT_ATTRIBUTE
 from sinks.warehouse import check_identifier
 
 ERROR_STATUS = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
@@ -12,6 +12,10 @@ ERROR_STATUS = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
 # TraceId is in every sort key we filter this way, so all versions of a row sit in granules
 # whose trace-ID bloom filter matches.
 BY_TRACE_SETTINGS = "SETTINGS use_skip_indexes_if_final_exact_mode = 0"
+# Where a table keeps the tenant of a row: the resource attribute the gateway stamps, or a
+# column of its own (trace links, exemplars, the score stage's tables).
+TENANT_OF_RESOURCE = f"ResourceAttributes['{TENANT_ATTRIBUTE}']"
+TENANT_COLUMN = "Tenant"
 # A list of trace IDs travels as one String parameter: array parameters are not portable
 # between chDB and clickhouse-driver. Trace IDs are hex, so ',' cannot occur inside one.
 TRACE_ID_SET = "(SELECT arrayJoin(splitByChar(',', {trace_ids:String})) AS t WHERE t != '')"
@@ -30,16 +34,12 @@ class QueryScope:
     def table(self, name: str) -> str:
         return f"{self.database}.{check_identifier(name, 'table')}"
 
-    def tenant_filter(self, alias: str = "") -> str:
-        """An ``AND …`` fragment restricting rows with ResourceAttributes to the tenant, or ''."""
-        if self.tenant is None:
-            return ""
-        prefix = f"{alias}." if alias else ""
-        return f" AND {prefix}ResourceAttributes['{TENANT_ATTRIBUTE}'] = {{tenant:String}}"
+    def tenant_filter(self, column: str = TENANT_OF_RESOURCE) -> str:
+        """``AND <column> = {tenant}`` restricting rows to the scope's tenant, or '' without one.
 
-    def tenant_column_filter(self) -> str:
-        """The same for tables with a Tenant column (trace links): ``AND Tenant = …``, or ''."""
-        return "" if self.tenant is None else " AND Tenant = {tenant:String}"
+        ``column`` is where the table keeps a row's tenant: the resource attribute (the
+        default, for span, log and metric tables) or ``TENANT_COLUMN``."""
+        return "" if self.tenant is None else f" AND {column} = {{tenant:String}}"
 
     def params(self, **values: Any) -> dict[str, Any]:
         """``values`` plus the tenant parameter when the scope has one."""

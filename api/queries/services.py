@@ -4,8 +4,8 @@ from __future__ import annotations
 import asyncio
 
 from api.params import TimeRange
-from api.queries.rows import Row
 from api.queries.scope import ERROR_STATUS, QueryScope, time_filter
+from core.types import Row
 from sinks.warehouse import Warehouse
 
 # A request is a span that enters a service: a root, or a server or consumer span.

@@ -6,10 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.params import Page, TimeRange
-from api.queries.rows import SPAN_COLUMNS, Row
+from api.queries.columns import SPAN_COLUMNS
 from api.queries.scope import (
-    BY_TRACE_SETTINGS, ERROR_STATUS, TRACE_ID_SET, QueryScope, time_filter, trace_id_list,
+    BY_TRACE_SETTINGS,
+    ERROR_STATUS,
+    TRACE_ID_SET,
+    QueryScope,
+    time_filter,
+    trace_id_list,
 )
+from core.types import Row
 from sinks.warehouse import Warehouse
 
 # status parameter -> the StatusCode spellings stored for it (old exporters wrote STATUS_CODE_*)

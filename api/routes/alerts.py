@@ -5,7 +5,7 @@ import asyncio
 import dataclasses
 import math
 from collections import defaultdict
-from typing import Any, AsyncIterator, Mapping
+from typing import AsyncIterator, Mapping
 
 import orjson
 from starlette.requests import Request
@@ -13,19 +13,40 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from agents.alerting import AlertPolicy, AlertTracker, WindowSignal
-from agents.predict import METRICS, ForecastError, forecast_breach, minute_series, predicted_alert
 from agents.score.config import ScoreConfig
 from agents.score.detector import RobustDetector
 from agents.score.features import WindowFeatures
+from agents.score.forecast import (
+    METRICS,
+    ForecastError,
+    forecast_breach,
+    minute_series,
+    predicted_alert,
+)
 from agents.score.logic import describe_score
 from api import params as p
-from api.queries.alerts import (
-    AlertFilter, AnomalyFilter, alert_json, alert_rows, alerts_inserted_since, anomaly_json, anomaly_rows,
-    bucket_value, build_insights, health_json, service_buckets, service_health_rows, trend_json, warehouse_now_ms,
+from api.presentation.alerts import (
+    alert_json,
+    anomaly_json,
+    bucket_value,
+    build_insights,
+    health_json,
+    trend_json,
 )
-from api.queries.rows import Row, iso_ns, ms
+from api.presentation.rows import iso_ns, ms
+from api.queries.alerts import (
+    AlertFilter,
+    AnomalyFilter,
+    alert_rows,
+    alerts_inserted_since,
+    anomaly_rows,
+    service_buckets,
+    service_health_rows,
+    warehouse_now_ms,
+)
 from api.responses import JsonResponse
 from api.runtime import runtime
+from core.types import Row
 
 BODY_MAX_BYTES = 64 * 1024
 STREAM_POLL_S = 1.0

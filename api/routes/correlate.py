@@ -6,7 +6,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import params as p
-from api.context import build_context, build_impact, build_timeline
+from api.presentation.context import build_context, build_impact, build_timeline
 from api.queries.correlation import CorrelationRows
 from api.responses import JsonResponse, NotFoundError
 from api.runtime import runtime

@@ -9,9 +9,9 @@ from starlette.routing import Route
 
 from agents.validation import validate_correlation_id
 from api import params as p
+from api.presentation.rows import exemplar_json, iso_ns, shown_id
 from api.queries.correlation import best_links
 from api.queries.exemplars import exemplar_own_ids, metric_exemplars
-from api.queries.rows import exemplar_json, iso_ns, shown_id
 from api.queries.traces import trace_own_ids, trace_spans
 from api.responses import JsonResponse, NotFoundError
 from api.runtime import runtime

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from api.openapi import openapi_document
 from api.responses import JsonResponse
 from api.runtime import runtime
-from pipeline.errors import WarehouseError
+from core.errors import WarehouseError
 
 REQUIRED_TABLES = ("otel_traces", "otel_logs", "ollystack_trace_links", "ollystack_correlation_index",
                    "metric_exemplars")

@@ -6,11 +6,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import params as p
+from api.presentation.rows import iso_ns, log_json, shown_id
 from api.queries.correlation import best_links, resolve_traces
 from api.queries.logs import SEVERITIES, LogFilter, search_logs
-from api.queries.rows import Row, iso_ns, log_json, shown_id
 from api.responses import JsonResponse
 from api.runtime import runtime
+from core.types import Row
 
 LOG_PARAMS = frozenset({"correlation_id", "trace_id", "service", "severity", "text",
                         "start", "end", "limit", "offset", "order"})

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import params as p
-from api.queries.rows import iso_ns, ms
+from api.presentation.rows import iso_ns, ms
 from api.queries.services import service_edges, service_stats
 from api.responses import JsonResponse
 from api.runtime import runtime

@@ -8,11 +8,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import params as p
+from api.presentation.rows import is_error_span, iso_ns, ms, span_json
 from api.queries.correlation import best_links
-from api.queries.rows import Row, is_error_span, iso_ns, ms, span_json
-from api.queries.traces import STATUS_CODES, TraceFilter, search_traces, trace_own_ids, trace_spans
+from api.queries.traces import (
+    STATUS_CODES,
+    TraceFilter,
+    search_traces,
+    trace_own_ids,
+    trace_spans,
+)
 from api.responses import JsonResponse, NotFoundError
 from api.runtime import runtime
+from core.types import Row
 
 SEARCH_PARAMS = frozenset({"service", "operation", "status", "min_duration_ms", "max_duration_ms",
                            "start", "end", "limit", "offset"})

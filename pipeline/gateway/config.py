@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.errors import ConfigError
-from pipeline.settings import Compression, Settings
+from core.errors import ConfigError
+from core.settings import Compression, Settings
 
 # Room for the Kafka record overhead (key, headers, batch header) inside max_message_bytes.
 RECORD_OVERHEAD_BYTES = 1024

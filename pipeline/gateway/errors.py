@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import grpc
 
-from pipeline.errors import OllyStackError
+from core.errors import OllyStackError
 
 
 class GatewayError(OllyStackError):

@@ -9,10 +9,17 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 
-from pipeline.errors import DecodeError
+from core.errors import DecodeError
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.errors import GatewayError, InvalidRequestError
-from pipeline.gateway.logic import SHAPES, Signal, SplitResult, apply_tenant, count_items, split_request
+from pipeline.gateway.logic import (
+    SHAPES,
+    Signal,
+    SplitResult,
+    apply_tenant,
+    count_items,
+    split_request,
+)
 from pipeline.gateway.metrics import GatewayMetrics
 from pipeline.gateway.producer import RecordProducer
 from schemas.otlp_json import parse_otlp_json

@@ -22,7 +22,11 @@ from starlette.routing import Route
 from pipeline.gateway.auth import Authenticator
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.errors import (
-    GatewayError, InvalidRequestError, ListenError, RequestTooLargeError, UnsupportedMediaTypeError,
+    GatewayError,
+    InvalidRequestError,
+    ListenError,
+    RequestTooLargeError,
+    UnsupportedMediaTypeError,
 )
 from pipeline.gateway.handler import Encoding, ExportHandler, decode_request
 from pipeline.gateway.logic import Signal

@@ -10,7 +10,7 @@ from functools import partial
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from pipeline.errors import BrokerUnavailableError
+from core.errors import BrokerUnavailableError
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.errors import GatewayError, KafkaUnavailableError, OverloadedError
 from pipeline.gateway.logic import KafkaRecord

@@ -5,7 +5,8 @@ import asyncio
 from types import TracebackType
 from typing import Literal
 
-from pipeline.errors import OllyStackError
+from core.errors import OllyStackError
+from core.settings import Settings
 from pipeline.gateway.auth import Authenticator
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.grpc_server import GrpcServer
@@ -13,7 +14,6 @@ from pipeline.gateway.handler import ExportHandler
 from pipeline.gateway.http_server import HttpServer
 from pipeline.gateway.metrics import GatewayMetrics
 from pipeline.gateway.producer import RecordProducer
-from pipeline.settings import Settings
 
 _State = Literal["new", "starting", "running", "stopping", "stopped"]
 

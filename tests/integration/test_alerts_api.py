@@ -16,7 +16,7 @@ from agents.score.features import SpanPoint
 from agents.score.logic import ScoreEngine
 from api.app import create_app
 from api.routes import alerts as alert_routes
-from pipeline.settings import Settings
+from core.settings import Settings
 from schemas.alerts import ALERTS_TABLE, ANOMALIES_TABLE
 from sinks.warehouse import Warehouse
 

@@ -9,10 +9,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from builders import settings_for
 from pipeline.alerts_tail import alerts_tail_main, tail_alerts
 from pipeline.topics import ensure_topics, topic_specs
 from schemas.alerts import Alert, encode_alert
+from tests.support.builders import settings_for
 
 FIRING = Alert({"alertname": "OllyStackAnomaly", "service": "checkout", "operation": "POST /pay",
                 "severity": "critical", "correlation_id": "req-1"}, {"summary": "slow", "score": "0.93"},

@@ -12,9 +12,10 @@ import pytest_asyncio
 from starlette.applications import Starlette
 
 from api.app import create_app
-from api.queries.rows import iso_ns
-from pipeline.settings import OtlpSettings, Settings
-from sinks.warehouse import Warehouse, open_warehouse
+from api.presentation.rows import iso_ns
+from core.settings import ClickHouseSettings, OtlpSettings, Settings
+from sinks.backend import open_warehouse
+from sinks.warehouse import Warehouse
 
 DAY_NS = 86_400 * 1_000_000_000
 # Yesterday 10:00 UTC: recent, because the exemplar table's TTL drops old rows on insert.
@@ -323,7 +324,7 @@ async def test_health_readiness_metrics_and_openapi(client: httpx.AsyncClient, c
     doc = await get_json(client, "/openapi.json")
     assert {"/api/v1/correlate/{correlation_id}", "/api/v1/logs", "/api/v1/service-map",
             "/api/v1/exemplars/{trace_id}/trace"} <= set(doc["paths"])
-    unmigrated = open_warehouse("", chdb_dir, f"{unique}_bare")  # same data folder, no tables
+    unmigrated = open_warehouse(ClickHouseSettings(database=f"{unique}_bare"), chdb_dir)  # same data folder, no tables
     async with make_client(unmigrated) as unready:
         response = await unready.get("/readyz")
         assert response.status_code == 503 and "migrations" in response.json()["reason"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 import io
 
 import orjson
+from test_api import G_A, X, insert_scenario
 
 from api.cli import correlate_main
-from pipeline.settings import Settings
+from core.settings import Settings
 from sinks.warehouse import Warehouse
-from test_api import G_A, X, insert_scenario
 
 
 def run(warehouse: Warehouse, cid: str, as_json: bool) -> tuple[int, str, str]:

@@ -10,9 +10,9 @@ import httpx
 import pytest
 import pytest_asyncio
 from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -22,13 +22,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from api.app import create_app
-from builders import settings_for, wait_until
+from core.settings import OtlpSettings, Settings
 from pipeline.demo import run_demo
 from pipeline.gateway.service import Gateway, build_gateway
-from pipeline.settings import OtlpSettings, Settings
 from pipeline.topics import ensure_topics, topic_specs
 from pipeline.worker import build_worker
 from sinks.warehouse import Warehouse
+from tests.support.builders import settings_for, wait_until
 
 pytestmark = pytest.mark.asyncio
 CORRELATION_ID = "e2e-checkout-42"

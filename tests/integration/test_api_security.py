@@ -8,11 +8,22 @@ from urllib.parse import quote
 import httpx
 import orjson
 import pytest
+from test_api import (  # the scenario of the endpoint tests (same folder)
+    METRIC,
+    MS,
+    T0,
+    TRACE_A,
+    WINDOW,
+    X,
+    columns,
+    insert_scenario,
+    link,
+    log,
+    make_client,
+    span,
+)
 
 from sinks.warehouse import Warehouse
-from test_api import (  # the scenario of the endpoint tests (same folder)
-    METRIC, T0, TRACE_A, WINDOW, X, MS, columns, insert_scenario, link, log, make_client, span,
-)
 
 HOSTILE = {
     "or-true": "' OR 1=1 --",

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.demo import Faults, demo_main, run_demo
 from pipeline.gateway.logic import count_items
-from pipeline.gateway.testing import read_raw, running_gateway
+from tests.support.gateway import read_raw, running_gateway
 
 
 def _attr(attrs: object, key: str) -> str | None:

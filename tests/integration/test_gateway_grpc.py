@@ -9,18 +9,23 @@ import pytest
 import pytest_asyncio
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
 )
 
+from core.tenancy import TENANT_ATTRIBUTE
 from pipeline.gateway import Gateway
 from pipeline.gateway.logic import count_items
-from schemas.tenancy import TENANT_ATTRIBUTE
-from pipeline.gateway.testing import read_raw, running_gateway
+from tests.support.gateway import read_raw, running_gateway
 
 LIMIT_BYTES = 64 * 1024
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

@@ -3,27 +3,30 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 import pytest_asyncio
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
 )
 
+from core.tenancy import TENANT_ATTRIBUTE
 from pipeline.gateway import Gateway
 from pipeline.gateway.logic import count_items
-from schemas.tenancy import TENANT_ATTRIBUTE
-from pipeline.gateway.testing import read_raw, running_gateway
 from schemas.otlp_json import parse_otlp_json
+from tests.support.gateway import read_raw, running_gateway
+from tests.support.testdata import OTLP_EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "otlp-examples"
-needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"{EXAMPLES} is absent")
 JSON = {"content-type": "application/json"}
 PROTO = {"content-type": "application/x-protobuf"}
 LIMIT_BYTES = 64 * 1024
@@ -49,7 +52,6 @@ async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@needs_examples
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("name", "path", "signal", "message_type"), [
     ("trace.json", "/v1/traces", "traces", ExportTraceServiceRequest),
@@ -58,7 +60,7 @@ async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
 ], ids=["traces", "logs", "metrics"])
 async def test_json_examples_land_on_the_topics(gateway: Gateway, client: httpx.AsyncClient, name: str,
                                                 path: str, signal: str, message_type: type) -> None:
-    body = (EXAMPLES / name).read_bytes()
+    body = (OTLP_EXAMPLES / name).read_bytes()
     response = await client.post(path, content=gzip.compress(body), headers={**JSON, "content-encoding": "gzip"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json" and response.json() == {}

@@ -11,15 +11,16 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pipeline.gateway import Gateway
-from pipeline.gateway.testing import read_raw, running_gateway, sdk_exporters
 from pipeline.local_broker import LocalKafkaBroker, free_port
-
+from tests.support.gateway import read_raw, running_gateway, sdk_exporters
 
 ACK_TIMEOUT_S = 2.0
 REQUEST_BYTES = 600 * 1024

@@ -11,7 +11,10 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import (
+    InMemoryLogRecordExporter,
+    SimpleLogRecordProcessor,
+)
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
 from opentelemetry.sdk.resources import Resource
@@ -22,7 +25,8 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from pipeline.gateway import Gateway
 from pipeline.gateway.logic import metric_points
-from pipeline.gateway.testing import read_raw, running_gateway, sdk_exporters
+from tests.support.gateway import read_raw, running_gateway, sdk_exporters
+
 
 def make_telemetry() -> tuple[list[Any], list[Any], Any]:
     """Spans of two services in 3 traces, logs in and outside spans, metrics with exemplars."""

@@ -8,8 +8,8 @@ from typing import get_args
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from core.settings import Compression, Settings, TopicSettings
 from pipeline.app import create_app
-from pipeline.settings import Compression, Settings, TopicSettings
 from pipeline.topics import TopicSpec, describe_topics, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.asyncio
@@ -90,7 +90,7 @@ async def test_a_faust_agent_forwards_records_end_to_end(kafka_bootstrap: str, u
 
 
 async def test_a_colliding_topic_name_is_refused_with_the_reason(kafka_bootstrap: str, unique: str) -> None:
-    from pipeline.errors import BrokerUnavailableError
+    from core.errors import BrokerUnavailableError
 
     await ensure_topics(kafka_bootstrap, [TopicSpec(f"{unique}_x", 1, 1, "first")])
     with pytest.raises(BrokerUnavailableError, match="collides"):

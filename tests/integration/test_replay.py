@@ -7,13 +7,21 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from builders import T0, log_record, logs_request, settings_for, span, traces_request, wait_until
+from core.settings import ClickHouseSettings
 from pipeline.replay import Position, parse_position, run_replay
-from pipeline.settings import ClickHouseSettings
 from pipeline.topics import ensure_topics, topic_specs
 from pipeline.worker import build_worker
-from schemas.migrations import migrate
+from sinks.migrations import migrate
 from sinks.warehouse import Warehouse
+from tests.support.builders import (
+    T0,
+    log_record,
+    logs_request,
+    settings_for,
+    span,
+    traces_request,
+    wait_until,
+)
 
 SPANS_SQL = "SELECT TraceId, SpanId, CorrelationId, SpanAttributes FROM {db}.otel_traces FINAL ORDER BY TraceId, SpanId"
 # A log can be enriched before the spans of its trace (another topic), so its stored ID may
@@ -80,7 +88,7 @@ async def test_replay_restores_dropped_tables_and_never_duplicates(
 
 
 def test_positions_are_offsets_or_times() -> None:
-    from pipeline.errors import ConfigError
+    from core.errors import ConfigError
 
     assert parse_position("42", "--from") == Position(offset=42)
     assert parse_position("2026-11-23T00:00:00Z", "--from") == Position(time_ms=1_795_392_000_000)

@@ -15,15 +15,15 @@ import pytest
 import pytest_asyncio
 
 from agents.score.config import ScoreConfig
-from builders import settings_for, wait_until
+from core.settings import OtlpSettings, Settings
 from pipeline.alerts_tail import alert_stream
 from pipeline.demo import DemoResult, Faults, run_demo
 from pipeline.gateway.service import build_gateway
-from pipeline.settings import OtlpSettings, Settings
 from pipeline.topics import ensure_topics, topic_specs
 from pipeline.worker import Worker, build_worker
 from schemas.alerts import Alert
 from sinks.warehouse import Warehouse
+from tests.support.builders import settings_for, wait_until
 
 pytestmark = pytest.mark.asyncio
 # Short windows so the test takes a minute; the demo's 20 flows/s give every service about

@@ -7,7 +7,6 @@ import random
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
-import orjson
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -17,14 +16,14 @@ from agents.score.agent import ScoreStage
 from agents.score.config import ScoreConfig
 from agents.score.logic import ScoreEngine
 from agents.score.state import load_state
-from builders import T0, settings_for, span, traces_request, wait_until
+from core.settings import Settings
 from pipeline.app import create_app
-from pipeline.settings import Settings
 from pipeline.topics import ensure_topics, topic_specs
 from pipeline.worker import build_worker
 from schemas.alerts import ALERTS_TABLE, ANOMALIES_TABLE, decode_alert
 from schemas.enriched import encode_enriched
 from sinks.warehouse import Warehouse
+from tests.support.builders import T0, settings_for, span, traces_request, wait_until
 
 pytestmark = pytest.mark.asyncio
 CONFIG = ScoreConfig(window_s=10, lateness_s=2.0, idle_partition_s=20.0, history_windows=20, min_history_windows=8,

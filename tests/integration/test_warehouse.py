@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import WarehouseError
-from pipeline.settings import ClickHouseSettings
-from schemas.migrations import applied_versions, load_migrations, migrate
-from sinks.warehouse import Warehouse, open_warehouse
+from core.errors import WarehouseError
+from core.settings import ClickHouseSettings
+from sinks.backend import open_warehouse
+from sinks.migrations import applied_versions, load_migrations, migrate
+from sinks.warehouse import Warehouse
 
 T0 = 1_700_000_000_000_000_000
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -35,7 +36,7 @@ def spans(n: int, correlation_id: str, *, error_at: int = -1, trace: str = TRACE
 
 
 def test_the_schema_applies_twice_without_change(chdb_dir: Path, unique: str) -> None:
-    wh = open_warehouse("", chdb_dir, unique)
+    wh = open_warehouse(ClickHouseSettings(database=unique), chdb_dir)
     try:
         first = migrate(wh, ClickHouseSettings())
         assert len(first) == len(load_migrations(unique, ClickHouseSettings()))
@@ -129,10 +130,10 @@ def test_bad_input_is_a_warehouse_error_naming_the_problem(warehouse: Warehouse)
 
 
 def test_unknown_url_scheme_is_a_config_error(tmp_path: Path) -> None:
-    from pipeline.errors import ConfigError
+    from core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="OLLYSTACK_CLICKHOUSE_URL"):
-        open_warehouse("postgres://x", tmp_path)
+        open_warehouse(ClickHouseSettings(url="postgres://x"), tmp_path)
 
 
 def test_parameters_do_not_cross_between_threads(warehouse: Warehouse) -> None:

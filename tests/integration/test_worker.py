@@ -10,12 +10,20 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from builders import T0, kv, log_record, logs_request, settings_for, span, traces_request, wait_until
-from pipeline.errors import WarehouseUnavailableError
-from pipeline.settings import Settings
+from core.errors import WarehouseUnavailableError
+from core.settings import Settings
 from pipeline.topics import ensure_topics, topic_specs
 from pipeline.worker import Worker, build_worker
 from sinks.warehouse import Warehouse
+from tests.support.builders import (
+    T0,
+    log_record,
+    logs_request,
+    settings_for,
+    span,
+    traces_request,
+    wait_until,
+)
 
 pytestmark = pytest.mark.asyncio
 TRACE = "0af7651916cd43dd8448eb211c80319c"

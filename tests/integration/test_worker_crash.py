@@ -16,8 +16,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import TopicPartition
 
-from builders import settings_for, span, traces_request
 from pipeline.topics import ensure_topics, topic_specs
+from tests.support.builders import settings_for, span, traces_request
 
 REPO = Path(__file__).resolve().parents[2]
 REQUESTS, SPANS_PER_REQUEST = 1000, 10
@@ -65,8 +65,8 @@ async def produced(bootstrap: str, topic: str) -> int:
 
 def count_rows(data_dir: Path) -> dict[str, int]:
     """Counts read by a separate process: chDB allows one data folder per process."""
-    code = ("import json; from sinks.warehouse import open_warehouse; from pathlib import Path; "
-            f"w = open_warehouse('', Path({str(data_dir)!r})); "
+    code = ("import json; from sinks.backend import open_warehouse; from core.settings import ClickHouseSettings; from pathlib import Path; "
+            f"w = open_warehouse(ClickHouseSettings(), Path({str(data_dir)!r})); "
             "print(json.dumps(w.query('SELECT (SELECT count() FROM default.otel_traces FINAL) AS final, "
             "(SELECT uniqExact(TraceId, SpanId) FROM default.otel_traces) AS distinct_spans')[0]))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from agents.retry import read_with_retry
-from pipeline.errors import WarehouseError, WarehouseUnavailableError
+from core.errors import WarehouseError, WarehouseUnavailableError
 
 
 def reader(failures: list[Exception]) -> tuple[list[int], object]:

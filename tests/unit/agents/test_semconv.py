@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from agents.semconv import RENAMES, mask_sql_literals, normalize_attributes, normalize_severity
+from agents.semconv import (
+    RENAMES,
+    mask_sql_literals,
+    normalize_attributes,
+    normalize_severity,
+)
 
 # http.target is the one row that yields two keys; it has its own rows below.
 SIMPLE_RENAMES = [

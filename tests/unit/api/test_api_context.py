@@ -5,9 +5,14 @@ from typing import Any
 
 import pytest
 
-from api.context import build_context, build_impact, build_timeline, percentile
+from api.presentation.context import (
+    build_context,
+    build_impact,
+    build_timeline,
+    percentile,
+)
+from api.presentation.rows import iso_ns, log_level
 from api.queries.correlation import CorrelationRows
-from api.queries.rows import iso_ns, log_level
 from api.routes.traces import span_tree
 
 T0 = 1_768_471_200_000_000_000  # 2026-01-15T10:00:00Z

@@ -39,7 +39,13 @@ def test_every_data_operation_documents_its_errors() -> None:
 
 
 def test_alert_routes_document_the_parameters_they_accept() -> None:
-    from api.routes.alerts import ALERT_PARAMS, ANOMALY_PARAMS, DETECT_FIELDS, PREDICT_FIELDS, TREND_PARAMS
+    from api.routes.alerts import (
+        ALERT_PARAMS,
+        ANOMALY_PARAMS,
+        DETECT_FIELDS,
+        PREDICT_FIELDS,
+        TREND_PARAMS,
+    )
 
     assert documented("/api/v1/anomalies") == ANOMALY_PARAMS
     assert documented("/api/v1/alerts") == ALERT_PARAMS

@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    KeyValue,
+    KeyValueList,
+)
 
 from schemas.otlp_values import (
     any_value_to_python,

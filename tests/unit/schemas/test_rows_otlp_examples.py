@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 
-from schemas.rows import decode_logs, decode_metrics, decode_spans, exemplar_rows, to_columns
+from schemas.rows import (
+    decode_logs,
+    decode_metrics,
+    decode_spans,
+    exemplar_rows,
+    to_columns,
+)
+from tests.support.testdata import OTLP_EXAMPLES
 
-# shared/ sits beside the repository root, which is parents[3] of tests/unit/schemas/<file>.
-EXAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "otlp-examples"
 # OTLP/JSON writes these bytes fields as hex; the proto3 JSON mapping json_format reads wants base64.
 _HEX_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId"})
 M = TypeVar("M", bound=Message)
@@ -36,10 +45,7 @@ def _hex_ids_to_base64(node: Any) -> Any:
 
 def load(name: str, message: type[M]) -> tuple[M, dict[str, Any]]:
     """The example as a parsed protobuf request, and its raw JSON for comparisons."""
-    path = EXAMPLES / name
-    if not path.is_file():
-        pytest.skip(f"OTLP example {path} is not present (shared testdata lives beside the repository)")
-    raw = json.loads(path.read_text())
+    raw = json.loads((OTLP_EXAMPLES / name).read_text())
     return json_format.ParseDict(_hex_ids_to_base64(raw), message()), raw
 
 

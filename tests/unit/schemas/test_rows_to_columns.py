@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Exemplar,
@@ -28,6 +33,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from schemas.ddl import MIGRATIONS_DIR
 from schemas.rows import (
     EXEMPLAR_COLUMNS,
     LOG_COLUMNS,
@@ -40,7 +46,6 @@ from schemas.rows import (
 )
 
 # Read straight from the files, so this test does not depend on the migration runner.
-MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "schemas" / "migrations"
 _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS \$db\.(\w+)\s*\(")
 _ALTER = re.compile(r"ALTER TABLE \$db\.(\w+)\s+(.*?);", re.S)
 _ADD = re.compile(r"ADD COLUMN IF NOT EXISTS (\w+) .*?(?: (FIRST)| AFTER (\w+))?$", re.S)

@@ -1,0 +1,1 @@
+"""Query results as API JSON: rows, correlation contexts, alerts and their summaries (pure)."""

@@ -1,0 +1,39 @@
+"""The warehouse backend the settings name: a ClickHouse server by URL, else chDB under the data folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import ConfigError
+from core.settings import ClickHouseSettings
+from sinks.embedded import EmbeddedWarehouse
+from sinks.server import ServerWarehouse
+from sinks.warehouse import Warehouse, check_identifier
+
+
+def chdb_folder(data_dir: Path) -> Path:
+    """Where chDB keeps its data under ``data_dir``."""
+    return Path(data_dir) / "chdb"
+
+
+def open_warehouse(clickhouse: ClickHouseSettings, data_dir: Path) -> Warehouse:
+    """``clickhouse://`` / ``clickhouses://`` URL: the server backend; empty URL: chDB in
+    ``<data_dir>/chdb``. Raises ConfigError for any other scheme."""
+    url = clickhouse.url.get_secret_value()
+    database = check_identifier(clickhouse.database, "database")
+    if not url:
+        return EmbeddedWarehouse(chdb_folder(data_dir), database)
+    if url.startswith(("clickhouse://", "clickhouses://")):
+        return ServerWarehouse(url, database)
+    # Only the scheme is shown: the rest of the URL may hold a password.
+    shown = f"scheme {url.split('://', 1)[0][:20]!r} is not allowed" if "://" in url else "has no scheme"
+    raise ConfigError(
+        f"OLLYSTACK_CLICKHOUSE_URL: {shown}; "
+        "use clickhouse://user:pass@host:9000/db, clickhouses:// for TLS, or leave it empty for chDB"
+    )
+
+
+def describe(clickhouse: ClickHouseSettings, data_dir: Path) -> str:
+    """Where the warehouse is, for start-up output (never the URL: it may hold a password)."""
+    if clickhouse.url.get_secret_value():
+        return "server (OLLYSTACK_CLICKHOUSE_URL)"
+    return f"chDB {chdb_folder(data_dir)}"
