@@ -6,8 +6,8 @@ fingerprint) until it resolves, so consumers see exactly one firing and one reso
 message per incident."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 from urllib.parse import quote, urlencode
 
 from schemas.alerts import ANOMALY_ALERTNAME, Alert

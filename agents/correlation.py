@@ -14,18 +14,29 @@ from urllib.parse import unquote
 from agents.validation import IdPolicy, validate_correlation_id
 
 __all__ = [
+    "REJECTED_REASON_ATTRIBUTE",
+    "REJECTED_VALUE_ATTRIBUTE",
+    "SOURCE_PRIORITY",
     "Candidate",
     "CorrelationConfig",
+    "Rejection",
     "Resolution",
     "Source",
     "base36",
+    "check_candidate",
     "find_correlation_id",
     "generate_correlation_id",
+    "generated_id",
     "parse_baggage",
     "resolve_correlation_id",
 ]
 
 Source = Literal["resource", "attribute", "header", "baggage", "body", "trace", "generated"]
+# Lower wins. A trace's ID only ever moves to a better source, so children stored with a
+# generated ID are re-linked (at query time) when the root brings the caller's ID.
+SOURCE_PRIORITY: Mapping[str, int] = {
+    "resource": 0, "attribute": 1, "header": 2, "baggage": 3, "body": 4, "trace": 5, "generated": 6,
+}
 
 _HEADER_ATTRIBUTE_PREFIX = "http.request.header."
 _BAGGAGE_KEYS = ("baggage", "http.request.header.baggage")
@@ -33,6 +44,9 @@ _BAGGAGE_KEYS = ("baggage", "http.request.header.baggage")
 # keep the worker busy.
 _BAGGAGE_MAX_MEMBERS = 180
 _REJECTED_MAX_CHARS = 256
+# Where a record keeps the ID it arrived with when that ID was rejected, and why.
+REJECTED_REASON_ATTRIBUTE = "ollystack.correlation_id.rejected_reason"
+REJECTED_VALUE_ATTRIBUTE = "ollystack.correlation_id.rejected_value"
 _BASE36_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 # The generated format allows 1-11 base36 digits for the anchor time in milliseconds.
 _MAX_ANCHOR_MS = 36**11 - 1
@@ -55,6 +69,14 @@ class Candidate:
 
     value: str
     source: Source
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a found ID was not used, and the value as it may be stored (escaped, bounded)."""
+
+    value: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -270,6 +292,21 @@ def _safe_rejected(value: str) -> str:
     return "".join(out)
 
 
+def generated_id(identity: str, anchor_time_ns: int) -> str:
+    """``generate_correlation_id`` with the anchor clamped into the format's range: a record
+    is never dropped for its timestamp. Never raises."""
+    return generate_correlation_id(identity, min(max(anchor_time_ns, 0), _MAX_ANCHOR_MS * 1_000_000))
+
+
+def check_candidate(candidate: Candidate, config: CorrelationConfig = CorrelationConfig()) -> Rejection | None:
+    """None when the candidate may be used as found; else why not, with the value made safe
+    to store as an attribute (at most 256 characters, controls and backslashes escaped)."""
+    verdict = validate_correlation_id(candidate.value, config.policy)
+    if verdict.ok:
+        return None
+    return Rejection(_safe_rejected(candidate.value), str(verdict.reason))
+
+
 def resolve_correlation_id(
     candidate: Candidate | None,
     trace_id_hex: str,
@@ -280,18 +317,11 @@ def resolve_correlation_id(
 
     A valid candidate keeps its value and source. A missing one yields a generated ID
     (source "generated"). An invalid one also yields a generated ID, and records the
-    rejected value (at most 256 characters, controls and backslashes escaped so it is safe
-    to store as an attribute) with the validation reason. Never raises: an anchor time
-    outside the generated format is clamped, because a record is never dropped.
-    """
-    rejected_value: str | None = None
-    rejected_reason: str | None = None
-    if candidate is not None:
-        verdict = validate_correlation_id(candidate.value, config.policy)
-        if verdict.ok:
-            return Resolution(candidate.value, candidate.source)
-        rejected_value = _safe_rejected(candidate.value)
-        rejected_reason = verdict.reason
-    anchor_ns = min(max(anchor_time_ns, 0), _MAX_ANCHOR_MS * 1_000_000)
-    generated = generate_correlation_id(trace_id_hex, anchor_ns)
-    return Resolution(generated, "generated", rejected_value, rejected_reason)
+    rejected value and reason (see check_candidate). Never raises."""
+    rejection = check_candidate(candidate, config) if candidate is not None else None
+    if candidate is not None and rejection is None:
+        return Resolution(candidate.value, candidate.source)
+    generated = generated_id(trace_id_hex, anchor_time_ns)
+    if rejection is None:
+        return Resolution(generated, "generated")
+    return Resolution(generated, "generated", rejection.value, rejection.reason)

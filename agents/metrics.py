@@ -19,8 +19,8 @@ class WorkerMetrics:
         self.semconv = Counter("ollystack_semconv_rewritten", "deprecated attributes renamed", registry=r)
         self.overflow = Counter("ollystack_cardinality_overflow", "attribute values replaced by the overflow marker",
                                 registry=r)
-        self.deadletters = Counter("ollystack_deadletters", "records sent to the dead-letter topic",
-                                   ["source_topic", "stage"], registry=r)
+        self.deadletters = Counter("ollystack_deadletters", "records sent to the dead-letter topic, by why",
+                                   ["source_topic", "stage", "kind"], registry=r)
         self.batch_rows = Histogram("ollystack_sink_batch_rows", "rows per sink batch", ["signal"], registry=r,
                                     buckets=(10, 100, 500, 1000, 5000, 10000, 50000))
         self.insert_seconds = Histogram("ollystack_sink_insert_seconds", "ClickHouse insert latency",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -17,6 +17,7 @@ from api.routes import alerts, correlate, exemplars, health, logs, services, tra
 from api.runtime import ApiRuntime
 from api.telemetry import ApiMetrics, MetricsMiddleware
 from api.tenancy import TenantAuth
+from core.errors import ConfigError
 from core.settings import Settings
 from sinks.warehouse import Warehouse
 
@@ -36,10 +37,16 @@ def create_app(
 ) -> Starlette:
     """The API app over ``warehouse``; its Prometheus metrics go to ``registry``.
 
-    Auth is on when settings.otlp.auth_tokens (API key -> tenant) is non-empty: then every
-    /api/v1 request needs a key and sees only rows whose resource attribute tenant.id is
-    the key's tenant. ``cache_ttl_s`` = 0 turns the correlation cache off; ``clock_ns``
-    is "now" for default time ranges."""
+    Auth is on when settings.api.keys is non-empty: then every /api/v1 request needs a
+    key and sees only its tenant's rows (an admin key sees every tenant's). Ingest tokens
+    (otlp.auth_tokens) never read. ``cache_ttl_s`` = 0 turns the correlation cache off;
+    ``clock_ns`` is "now" for default time ranges.
+
+    Raises ConfigError when ingest auth is on and the API has no keys: the data of every
+    tenant would be open to anyone who can reach the port."""
+    if settings.otlp.auth_tokens and not settings.api.keys:
+        raise ConfigError("api.keys: ingest auth is on (otlp.auth_tokens) but the query API has no keys, so "
+                          "every tenant's data would be open: set OLLYSTACK_API_KEYS (key=tenant[:admin],...)")
     metrics = ApiMetrics(registry or CollectorRegistry())
     runtime = ApiRuntime(
         warehouse=warehouse,
@@ -54,7 +61,7 @@ def create_app(
                 *exemplars.ROUTES, *alerts.ROUTES],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
-            Middleware(TenantAuth, tokens=settings.otlp.auth_tokens),
+            Middleware(TenantAuth, keys=settings.api.keys),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 import calendar
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, TypeVar
+from typing import TypeVar
 
 from starlette.requests import Request
 

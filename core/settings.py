@@ -1,13 +1,19 @@
-"""One root settings object, read from OLLYSTACK_* variables and an optional TOML file."""
+"""One root settings object, read from OLLYSTACK_* variables and an optional TOML file.
+
+Every knob is declared once, here, with its type, default and constraint; a stage's config
+(agents/<stage>/config.py) is built from its section and adds only what is derived or
+checked across fields."""
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -15,12 +21,25 @@ from pydantic import (
     field_validator,
 )
 
+from core.credentials import ApiKey, IngestToken, parse_api_keys, parse_ingest_tokens
 from core.errors import ConfigError
 
 Compression = Literal["gzip", "snappy", "lz4", "zstd", "none"]
 
 ENV_PREFIX = "OLLYSTACK_"
-Port = Field(ge=0, le=65535)
+# Values never shown in an error or a dump: the ClickHouse URL (it may hold a password) and
+# every credential.
+_SECRET_FIELDS = frozenset({"url", "auth_tokens", "keys"})
+
+
+def _split_csv(value: Any) -> Any:
+    # An environment variable holds a list as "a,b,c"; a TOML file holds a real array.
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+NameList = Annotated[tuple[str, ...], BeforeValidator(_split_csv)]
 
 
 class _Section(BaseModel):
@@ -58,23 +77,26 @@ class OtlpSettings(_Section):
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     max_inflight_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     ack_timeout_s: float = Field(default=10.0, gt=0)
-    # token -> tenant; empty: auth off. Given as "token1=tenant1,token2=tenant2" in the env.
-    auth_tokens: dict[str, str] = Field(default_factory=dict)
+    # Ingest tokens: who may write, and as which tenant. Empty: ingest auth off.
+    # In the environment: "token1=tenant1,token2=tenant2".
+    auth_tokens: tuple[IngestToken, ...] = ()
 
     @field_validator("auth_tokens", mode="before")
     @classmethod
-    def _parse_tokens(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            pairs = [p.strip() for p in value.split(",") if p.strip()]
-            parsed = dict(p.split("=", 1) for p in pairs if "=" in p)
-            if len(parsed) != len(pairs):
-                raise ValueError("expected token=tenant pairs separated by commas")
-            return parsed
-        return value
+    def _tokens(cls, value: Any) -> Any:
+        return parse_ingest_tokens(value)
 
 
 class ApiSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
+    # Read keys of the query API, apart from ingest tokens: "key=tenant[:viewer|admin],...".
+    # Empty: the API is open, which is refused while ingest auth is on (api/app.py).
+    keys: tuple[ApiKey, ...] = ()
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        return parse_api_keys(value)
 
 
 class TopicSettings(_Section):
@@ -101,22 +123,102 @@ class TopicSettings(_Section):
         return value
 
 
+class EnrichSettings(_Section):
+    # Where an incoming correlation ID is looked for (agents/correlation.py has the order).
+    attribute_keys: NameList = ("correlation_id",)
+    header_names: NameList = ("X-Correlation-ID", "X-Request-ID")
+    baggage_member: str = Field(default="correlation_id", min_length=1)
+    body_keys: NameList = ("correlation_id", "correlationId", "request_id", "requestId")
+    # Incoming IDs longer than this are rejected and replaced (the span is kept).
+    id_max_length: int = Field(default=128, ge=8, le=1024)
+    # Cardinality limits on metric point attributes (the series key of a metric): distinct
+    # values per key seen within the window, and keys tracked at once.
+    cardinality_max_values: int = Field(default=1000, gt=0)
+    cardinality_window_s: float = Field(default=3600.0, gt=0)
+    cardinality_max_keys: int = Field(default=10_000, gt=0)
+    # Records are enriched in batches of up to batch_max_records, or what arrived within
+    # batch_max_wait_s: the stored states of a batch's new traces are read in one query.
+    # A query per record waited behind the sink's inserts (the embedded engine runs one
+    # call at a time) and fell behind at 20 demo flows a second.
+    batch_max_records: int = Field(default=500, gt=0)
+    batch_max_wait_s: float = Field(default=0.05, gt=0)
+    # Trace -> correlation states kept in memory: about a minute of traces at 3k traces/s,
+    # enough to span the arrival of one trace's parts.
+    trace_cache_traces: int = Field(default=200_000, gt=0)
+    # A failed state lookup is retried (records are never dead-lettered for it).
+    retry_initial_s: float = Field(default=0.2, gt=0)
+    retry_max_s: float = Field(default=10.0, gt=0)
+
+
 class SinkSettings(_Section):
-    batch_max_rows: int = Field(default=5000, gt=0)
+    # One insert holds at most batch_max_rows rows (or one record's rows, when a record
+    # alone has more); the records read at once (batch_max_records) bound the memory a
+    # batch takes, and batch_max_age_s how long a record waits for its batch to fill.
+    batch_max_rows: int = Field(default=100_000, gt=0)
+    batch_max_records: int = Field(default=500, gt=0)
     batch_max_age_s: float = Field(default=1.0, gt=0)
+    retry_initial_s: float = Field(default=0.2, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
 
 
 class ScoreSettings(_Section):
     # Off: this worker runs enrich and sink only. Scoring holds records of open windows
     # unacknowledged, and each worker scores only its own partitions.
     enabled: bool = True
+    # Tumbling event-time windows; a window closes once every live partition's event
+    # time is past its end plus the allowed lateness.
     window_s: int = Field(default=60, ge=1)
     lateness_s: float = Field(default=10.0, ge=0)
+    # A partition that delivered nothing for this long (wall clock) stops holding the
+    # watermark back, so one quiet partition cannot stall scoring.
+    idle_partition_s: float = Field(default=30.0, gt=0)
+    # Detector: robust z-scores of each feature against the median and IQR of the last
+    # history_windows learned windows; see agents/score/detector.py for the measurements.
+    history_windows: int = Field(default=30, gt=0)
+    min_history_windows: int = Field(default=10, gt=0)
+    min_spans: int = Field(default=10, gt=0)  # fewer spans in a window: latency and error rate are not scored
+    z_half: float = Field(default=4.0, gt=0, allow_inf_nan=False)  # the z-score that maps to a score of 0.5
+    # Latency sigma >= a 10 % change (latency is scored in log space); latencies under
+    # latency_floor_ms count as that much: sub-millisecond jitter is no anomaly.
+    latency_floor_ratio: float = Field(default=0.10, gt=0, allow_inf_nan=False)
+    latency_floor_ms: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    # The baseline error rate is taken as at least this for the binomial tail.
+    error_rate_floor: float = Field(default=0.01, gt=0, allow_inf_nan=False)
+    throughput_floor_ratio: float = Field(default=0.10, gt=0, allow_inf_nan=False)
+    max_frozen_windows: int = Field(default=30, gt=0)  # anomalous windows in a row after which a new level is learned
+    # Alerts: fire_windows windows in a row at or above threshold fire; resolve_windows
+    # below it resolve. At or above critical_threshold the alert is critical.
     threshold: float = Field(default=0.5, gt=0, lt=1)
+    critical_threshold: float = Field(default=0.9, gt=0, le=1)
     fire_windows: int = Field(default=2, ge=1)
     resolve_windows: int = Field(default=3, ge=1)
-    alertmanager_url: str = ""  # empty: alerts go to the topic and the table only
-    api_url: str = ""  # base of lookup links in alerts; empty: http://{host}:{api.port}
+    # Bounded state: distinct tenants, services per tenant and operations per service,
+    # tracked over cardinality_window_s (event time); the rest share "__overflow__".
+    max_tenants: int = Field(default=100, gt=0)
+    max_services: int = Field(default=500, gt=0)
+    max_operations: int = Field(default=100, gt=0)
+    cardinality_window_s: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
+    # Records of open windows are acknowledged when their windows are stored; past this
+    # many held records the oldest are acknowledged early (and counted) to bound memory.
+    max_held_records: int = Field(default=100_000, gt=0)
+    # Predicted alerts: "metric>threshold" or "metric<threshold" rules, e.g.
+    # "latency_p95_ms>500,error_rate>0.05,throughput<10" (throughput: spans per window).
+    # Every predict_every_windows windows the last predict_history_windows windows of the
+    # predict_max_series busiest services are forecast predict_horizon_windows ahead
+    # (Holt-Winters, agents/score/predict.py).
+    predict_rules: NameList = ()
+    predict_every_windows: int = Field(default=5, gt=0)
+    predict_max_series: int = Field(default=100, gt=0)
+    predict_history_windows: int = Field(default=120, ge=10)
+    predict_horizon_windows: int = Field(default=30, gt=0)
+    # Links in alerts point at this API base; empty: http://{host}:{api.port}.
+    api_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
+    # Optional Alertmanager (POST {alertmanager_url}/api/v2/alerts); empty: off.
+    alertmanager_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
+    alertmanager_retries: int = Field(default=5, gt=0)
+    alertmanager_timeout_s: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    retry_initial_s: float = Field(default=0.2, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
 
 
 class Settings(_Section):
@@ -129,6 +231,7 @@ class Settings(_Section):
     otlp: OtlpSettings = OtlpSettings()
     api: ApiSettings = ApiSettings()
     topics: TopicSettings = TopicSettings()
+    enrich: EnrichSettings = EnrichSettings()
     sink: SinkSettings = SinkSettings()
     score: ScoreSettings = ScoreSettings()
 
@@ -166,34 +269,32 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _setting_name(loc: tuple[Any, ...]) -> str:
+def setting_name(loc: tuple[Any, ...]) -> str:
+    """The OLLYSTACK_* variable of a validation error location."""
     parts = [str(p) for p in loc if not isinstance(p, int)]
     return ENV_PREFIX + "_".join(parts).upper()
 
 
-def _describe(err: ValidationError, data: dict[str, Any]) -> str:
+def _describe(err: ValidationError) -> str:
     lines = []
     for item in err.errors():
         loc = item["loc"]
-        name = _setting_name(loc)
+        name = setting_name(loc[:2])
         if item["type"] == "extra_forbidden":
             lines.append(f"{name}: unknown setting")
             continue
-        value = item.get("input")
-        shown = "<secret>" if "url" in loc or "auth_tokens" in loc else repr(value)
+        shown = "<secret>" if _SECRET_FIELDS & {str(p) for p in loc} else repr(item.get("input"))
+        # The message of a credential parser never holds the secret itself.
         lines.append(f"{name}={shown}: {item['msg']}")
     return "; ".join(lines)
 
 
-def load_settings(
-    config_file: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read defaults, then the TOML file (if given), then OLLYSTACK_* variables.
 
     Raises ConfigError naming each setting whose value is not allowed, its value and
-    the rule it broke. Unknown OLLYSTACK_* variables are errors too: a typo must not
-    silently fall back to a default.
-    """
+    the rule it broke (never the value of a secret). Unknown OLLYSTACK_* variables are
+    errors too: a typo must not silently fall back to a default."""
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     if config_file is not None:
@@ -207,4 +308,4 @@ def load_settings(
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, data)) from None
+        raise ConfigError(_describe(exc)) from None

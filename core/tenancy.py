@@ -1,7 +1,8 @@
 """The tenant of a record: resource attribute tenant.id, stamped by the gateway when auth is on."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 TENANT_ATTRIBUTE = "tenant.id"
 

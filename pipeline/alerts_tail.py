@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import AsyncIterator, Literal, TextIO
+from collections.abc import AsyncIterator
+from typing import Literal, TextIO
 
 import orjson
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from core.errors import OllyStackError
 from core.settings import Settings, load_settings

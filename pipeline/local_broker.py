@@ -151,7 +151,7 @@ class LocalKafkaBroker:
         if done.returncode != 0:
             raise LocalBrokerError(f"formatting Kafka storage failed: {done.stderr.strip()[-2000:]}")
 
-    def start(self) -> "LocalKafkaBroker":
+    def start(self) -> LocalKafkaBroker:
         """Start the broker and return once it accepts connections.
 
         Raises LocalBrokerError when Java or Maven is missing, the jars cannot be
@@ -217,7 +217,7 @@ class LocalKafkaBroker:
             self._proc.wait()
         self._proc = None
 
-    def __enter__(self) -> "LocalKafkaBroker":
+    def __enter__(self) -> LocalKafkaBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

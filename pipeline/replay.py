@@ -5,26 +5,29 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from tqdm import tqdm
 
 from agents.cardinality import CardinalityLimiter
+from agents.deadletter import DeadLetters, SourceRecord
 from agents.enrich.config import EnrichConfig
-from agents.enrich.records import Signal, decode_record, enrich_decoded
-from agents.enrich.state import TRACE_CACHE_TRACES, TraceStates
+from agents.enrich.logic import decode_record, enrich_decoded
+from agents.enrich.state import TraceStates
+from agents.metrics import WorkerMetrics
 from agents.sink.config import SinkConfig
-from agents.sink.logic import BatchId, insert_with_retry
 from core.errors import BrokerUnavailableError, ConfigError, DecodeError
 from core.settings import Settings
+from core.types import Signal
 from pipeline.topics import describe_topics
-from schemas.enriched import merge_tables, rows_by_table
+from schemas.enriched import Tables, merge_tables
+from sinks.batches import BatchId, write_tables
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-SignalName = Literal["traces", "logs", "metrics"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,11 @@ def parse_position(text: str, option: str) -> Position:
     except ValueError:
         raise ConfigError(f"{option} {text!r}: expected an offset (digits) or an ISO-8601 time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return Position(time_ms=int(moment.timestamp() * 1000))
 
 
-def _topic(settings: Settings, signal: SignalName) -> str:
+def _topic(settings: Settings, signal: Signal) -> str:
     return {"traces": settings.topics.spans, "logs": settings.topics.logs, "metrics": settings.topics.metrics}[signal]
 
 
@@ -72,32 +75,48 @@ async def _bounds(consumer: AIOKafkaConsumer, parts: list[TopicPartition], start
 
 
 class Replayer:
-    """Enrich raw records of one signal exactly as the live agents do, trace states included."""
+    """Enrich raw records of one signal exactly as the live agents do, trace states included;
+    an undecodable record is dead-lettered, as the live agents do."""
 
-    def __init__(self, signal: SignalName, warehouse: Warehouse, config: EnrichConfig) -> None:
-        self.signal: Signal = {"traces": "spans", "logs": "logs", "metrics": "metrics"}[signal]  # type: ignore[assignment]
+    def __init__(self, signal: Signal, warehouse: Warehouse, config: EnrichConfig, deadletters: DeadLetters) -> None:
+        self.signal = signal
         self.config = config.check()
-        self.states = TraceStates(warehouse, TRACE_CACHE_TRACES)
-        self.limiter = CardinalityLimiter(config.cardinality_max_values, config.cardinality_window_s)
-        self.dead: list[tuple[int, int, str]] = []
+        self.states = TraceStates(warehouse, config.trace_cache_traces)
+        self.limiter = CardinalityLimiter(config.cardinality_max_values, config.cardinality_window_s,
+                                          config.cardinality_max_keys)
+        self.deadletters = deadletters
+        self.dead = 0
 
-    async def tables(self, records: list[Any]) -> dict[str, list[dict[str, Any]]]:
-        """Rows per table of raw records; undecodable ones are noted and skipped."""
+    async def tables(self, records: list[ConsumerRecord[bytes, bytes]]) -> Tables:
+        """Rows per table of raw records; undecodable ones are dead-lettered and skipped."""
         parts = []
         for record in records:
             try:
                 decoded = decode_record(self.signal, record.value)
             except DecodeError as exc:
-                self.dead.append((record.partition, record.offset, str(exc)))
+                await self.deadletters.write(SourceRecord.of(record), "replay", "undecodable", str(exc))
+                self.dead += 1
                 continue
             known = await self.states.known(decoded.traces)
-            result = enrich_decoded(decoded, known, self.config, self.limiter, time.time())
+            result = enrich_decoded(decoded, known, self.config.correlation, self.limiter, time.time())
             self.states.remember(result.trace_updates)
-            parts.append(rows_by_table(self.signal, result.rows, result.links))
+            parts.append(result.tables)
         return merge_tables(parts)
 
 
-async def run_replay(settings: Settings, warehouse: Warehouse, bootstrap: str, signal: SignalName,
+async def _producer(bootstrap: str, settings: Settings) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                client_id=f"{settings.kafka.client_id}-replay",
+                                max_request_size=settings.kafka.max_message_bytes)
+    try:
+        await producer.start()
+    except Exception as exc:  # noqa: BLE001 - aiokafka raises several kinds for an unreachable broker
+        await producer.stop()
+        raise BrokerUnavailableError(f"Kafka at {bootstrap} is unreachable: {exc}") from exc
+    return producer
+
+
+async def run_replay(settings: Settings, warehouse: Warehouse, bootstrap: str, signal: Signal,
                      start: Position, stop: Position | None = None, *, group_id: str | None = None,
                      batch_records: int = 200, progress: bool = True) -> dict[str, int]:
     """Replay ``signal``'s raw topic from ``start`` to ``stop`` (default: the end right now).
@@ -105,7 +124,8 @@ async def run_replay(settings: Settings, warehouse: Warehouse, bootstrap: str, s
     Uses its own consumer group, so the live workers' offsets are untouched. Every batch is
     one partition's contiguous offset range with a token derived from it, so replaying a
     range twice inserts nothing new, and span/log/point tables collapse rows the live path
-    already stored. Returns counts: records, rows, dead (undecodable records skipped)."""
+    already stored. Undecodable records are dead-lettered. Returns counts: records, rows,
+    dead (records dead-lettered)."""
     topic = _topic(settings, signal)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id or f"ollystack-replay-{signal}",
                                 enable_auto_commit=False, auto_offset_reset="earliest",
@@ -113,9 +133,17 @@ async def run_replay(settings: Settings, warehouse: Warehouse, bootstrap: str, s
                                 fetch_max_bytes=4 * settings.kafka.max_message_bytes)
     try:
         await consumer.start()
-    except Exception as exc:  # aiokafka raises several kinds for an unreachable broker
+    except Exception as exc:  # noqa: BLE001 - aiokafka raises several kinds for an unreachable broker
         raise BrokerUnavailableError(f"Kafka at {bootstrap} is unreachable: {exc}") from exc
-    replayer = Replayer(signal, warehouse, EnrichConfig())
+    producer = await _producer(bootstrap, settings)
+    deadletter_topic = settings.topics.deadletter
+
+    async def send(key: bytes, value: bytes | None, headers: list[tuple[str, bytes]]) -> object:
+        return await producer.send(deadletter_topic, value, key=key, headers=headers)
+
+    replayer = Replayer(signal, warehouse, EnrichConfig.from_settings(settings),
+                        DeadLetters(send, WorkerMetrics().deadletters))
+    writing = _Writing(warehouse, SinkConfig.from_settings(settings), batch_records)
     totals = {"records": 0, "rows": 0, "dead": 0}
     try:
         count = (await describe_topics(bootstrap)).get(topic)
@@ -125,31 +153,36 @@ async def run_replay(settings: Settings, warehouse: Warehouse, bootstrap: str, s
         consumer.assign(parts)
         bounds = await _bounds(consumer, parts, start, stop)
         total = sum(end - first for first, end in bounds.values())
-        bar = tqdm(total=total, unit="rec", desc=f"replay {topic}", disable=not progress, file=sys.stderr)
-        for tp, (first, end) in bounds.items():
-            if end > first:
-                await _replay_partition(consumer, tp, first, end, replayer, warehouse, batch_records, bar, totals)
-        bar.close()
+        with tqdm(total=total, unit="rec", desc=f"replay {topic}", disable=not progress, file=sys.stderr) as bar:
+            for tp, (first, end) in bounds.items():
+                if end > first:
+                    await _replay_partition(consumer, tp, first, end, replayer, writing, bar, totals)
     finally:
         await consumer.stop()
-    totals["dead"] = len(replayer.dead)
+        await producer.stop()
+    totals["dead"] = replayer.dead
     return totals
 
 
+@dataclass(frozen=True)
+class _Writing:
+    warehouse: Warehouse
+    sink: SinkConfig
+    batch_records: int
+
+
 async def _replay_partition(consumer: AIOKafkaConsumer, tp: TopicPartition, first: int, end: int,
-                            replayer: Replayer, warehouse: Warehouse, batch_records: int, bar: Any,
-                            totals: dict[str, int]) -> None:
+                            replayer: Replayer, writing: _Writing, bar: Any, totals: dict[str, int]) -> None:
     consumer.seek(tp, first)
-    config = SinkConfig()
     position = first
     while position < end:
-        fetched = await consumer.getmany(tp, timeout_ms=1000, max_records=batch_records)
+        fetched = await consumer.getmany(tp, timeout_ms=1000, max_records=writing.batch_records)
         records = [r for r in fetched.get(tp, []) if r.offset < end]
         if not records:
             continue
         batch = BatchId(f"replay.{tp.topic}", tp.partition, records[0].offset, records[-1].offset)
         tables = await replayer.tables(records)
-        totals["rows"] += await insert_with_retry(warehouse, tables, batch, config)
+        totals["rows"] += await write_tables(writing.warehouse, tables, batch, writing.sink.retry)
         totals["records"] += len(records)
         position = records[-1].offset + 1
         await consumer.commit({tp: position})

@@ -5,7 +5,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any, AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 from core.errors import ConfigError
 from core.settings import Settings

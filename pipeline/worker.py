@@ -1,44 +1,36 @@
-"""The worker role: the Faust app with every stream agent, started inside the running loop."""
+"""The worker role: the Faust app with every stream stage, started inside the running loop."""
 from __future__ import annotations
-
-import logging
 
 import faust
 from prometheus_client import CollectorRegistry
 
-from agents.enrich.agent import EnrichStage
+from agents.enrich import agent as enrich
 from agents.enrich.config import EnrichConfig
 from agents.metrics import WorkerMetrics
-from agents.score.agent import ScoreStage
+from agents.score import agent as score
 from agents.score.config import ScoreConfig
-from agents.sink.agent import SinkStage
+from agents.sink import agent as sink
 from agents.sink.config import SinkConfig
+from agents.stage import StageDeps, faust_dead_letters
 from core.settings import Settings
 from pipeline.app import create_app
 from sinks.warehouse import Warehouse
 
-log = logging.getLogger(__name__)
+Stage = enrich.EnrichStage | sink.SinkStage | score.ScoreStage
 
 
 class Worker:
-    """A Faust app with the enrich, sink and score agents registered on it."""
+    """A Faust app with the enrich, sink and (when score.enabled) score stages on it."""
 
-    def __init__(self, settings: Settings, bootstrap: str, warehouse: Warehouse, *,
-                 app_id: str = "ollystack", enrich: EnrichConfig | None = None, sink: SinkConfig | None = None,
-                 score: ScoreConfig | None = None, registry: CollectorRegistry | None = None) -> None:
-        self.settings = settings
-        self.app_id = app_id
-        self.app: faust.App = create_app(settings, bootstrap, app_id)
-        self.warehouse = warehouse
-        self.metrics = WorkerMetrics(registry)
-        self.enrich = EnrichStage(self.app, settings, enrich or EnrichConfig(), self.metrics, warehouse)
-        self.sink = SinkStage(self.app, settings, warehouse, sink or SinkConfig.from_settings(settings.sink), self.metrics)
-        self.agent_names = self.enrich.agent_names + self.sink.agent_names
-        self.score: ScoreStage | None = None
-        if settings.score.enabled:
-            self.score = ScoreStage(self.app, settings, warehouse, score or ScoreConfig.from_settings(settings),
-                                    self.metrics)
-            self.agent_names += self.score.agent_names
+    def __init__(self, settings: Settings, app: faust.App, stages: list[Stage], metrics: WorkerMetrics,
+                 app_id: str) -> None:
+        self.settings, self.app, self.stages, self.metrics, self.app_id = settings, app, stages, metrics, app_id
+        self.agent_names = [name for stage in stages for name in stage.agent_names]
+
+    @property
+    def score(self) -> score.ScoreStage | None:
+        """The score stage, when this worker runs one."""
+        return next((s for s in self.stages if isinstance(s, score.ScoreStage)), None)
 
     async def start(self) -> None:
         """Start consuming; returns once the app has joined its consumer group."""
@@ -50,8 +42,17 @@ class Worker:
         await self.app.stop()
 
 
-def build_worker(settings: Settings, bootstrap: str, warehouse: Warehouse, **options: object) -> Worker:
-    """A Worker for ``settings``; stage configs are checked here, before any record flows.
-
-    Raises ConfigError naming the field of a stage config that cannot work."""
-    return Worker(settings, bootstrap, warehouse, **options)  # type: ignore[arg-type]
+def build_worker(settings: Settings, bootstrap: str, warehouse: Warehouse, *, app_id: str = "ollystack",
+                 registry: CollectorRegistry | None = None) -> Worker:
+    """A Worker for ``settings``; every stage config is built and checked here, before any
+    record flows. Raises ConfigError naming the setting that cannot work."""
+    enrich_config, sink_config = EnrichConfig.from_settings(settings), SinkConfig.from_settings(settings)
+    score_config = ScoreConfig.from_settings(settings) if settings.score.enabled else None
+    app = create_app(settings, bootstrap, app_id)
+    metrics = WorkerMetrics(registry)
+    deps = StageDeps(app, settings.topics, warehouse, metrics,
+                     faust_dead_letters(app, settings.topics.deadletter, metrics))
+    stages: list[Stage] = [enrich.build(enrich_config, deps), sink.build(sink_config, deps)]
+    if score_config is not None:
+        stages.append(score.build(score_config, deps))
+    return Worker(settings, app, stages, metrics, app_id)

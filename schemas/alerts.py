@@ -4,8 +4,9 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import orjson
 
@@ -73,7 +74,7 @@ class Alert:
     def __post_init__(self) -> None:
         object.__setattr__(self, "fingerprint", fingerprint(self.labels))
 
-    def resolve(self, ends_at_ns: int, updated_at_ns: int) -> "Alert":
+    def resolve(self, ends_at_ns: int, updated_at_ns: int) -> Alert:
         return replace(self, status="resolved", ends_at_ns=ends_at_ns, updated_at_ns=updated_at_ns)
 
     def to_json(self) -> dict[str, Any]:

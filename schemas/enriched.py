@@ -1,53 +1,79 @@
-"""The enriched-topic record: rows per ClickHouse table, as orjson."""
+"""The enriched-topic record: the rows of one raw record, per ClickHouse table, as orjson.
+
+``{"v": 2, "signal": "traces", "tables": {"otel_traces": [row, ...], "ollystack_trace_links": [...]}}``
+Version 1 (rows carrying a private ``_table`` key, signal "spans") is not read: such a
+record is dead-lettered with that reason, and the raw topic can be replayed."""
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import orjson
 
 from core.errors import DecodeError
+from core.types import SIGNALS, Row, Signal
+from schemas.tables import (
+    EXEMPLARS_TABLE,
+    LOGS_TABLE,
+    METRIC_TABLES,
+    TRACE_LINKS_TABLE,
+    TRACES_TABLE,
+)
 
-Signal = Literal["spans", "logs", "metrics"]
-# The table rows of each signal go to when they carry no "_table" of their own.
-DEFAULT_TABLE: dict[str, str] = {"spans": "otel_traces", "logs": "otel_logs"}
-LINKS_TABLE = "ollystack_trace_links"
-TABLES = frozenset({
-    "otel_traces", "otel_logs", "otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram",
-    "otel_metrics_exp_histogram", "otel_metrics_summary", "metric_exemplars", LINKS_TABLE,
-})
+VERSION = 2
+# The tables an enriched record of each signal may carry rows for.
+SIGNAL_TABLES: Mapping[Signal, frozenset[str]] = {
+    "traces": frozenset({TRACES_TABLE, TRACE_LINKS_TABLE}),
+    "logs": frozenset({LOGS_TABLE, TRACE_LINKS_TABLE}),
+    "metrics": frozenset({*METRIC_TABLES, EXEMPLARS_TABLE}),
+}
+Tables = dict[str, list[Row]]
 
 
-def encode_enriched(signal: Signal, rows: list[dict[str, Any]], links: list[dict[str, Any]]) -> bytes:
-    """One enriched record: the rows of one raw record and the trace links it set."""
-    return orjson.dumps({"v": 1, "signal": signal, "rows": rows, "links": links})
+@dataclass(frozen=True)
+class EnrichedRecord:
+    signal: Signal
+    tables: Tables
+
+    @property
+    def rows(self) -> int:
+        return sum(len(rows) for rows in self.tables.values())
 
 
-def decode_enriched(value: bytes) -> dict[str, list[dict[str, Any]]]:
-    """Table name -> rows of one enriched record. Raises DecodeError for anything else."""
+def encode_enriched(signal: Signal, tables: Mapping[str, Sequence[Row]]) -> bytes:
+    """One enriched record; tables without rows are left out."""
+    return orjson.dumps({"v": VERSION, "signal": signal,
+                         "tables": {name: rows for name, rows in tables.items() if rows}})
+
+
+def decode_enriched(value: bytes | None) -> EnrichedRecord:
+    """The record in ``value``. Raises DecodeError naming what is wrong for anything that is
+    not a version-2 record of a known signal whose tables are lists of objects."""
     try:
-        data = orjson.loads(value)
-        signal, rows, links = data["signal"], data["rows"], data["links"]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DecodeError(f"not an enriched record: {exc}") from None
-    return rows_by_table(signal, rows, links)
+        data = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not an enriched record: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise DecodeError("not an enriched record: not a JSON object")
+    if data.get("v") != VERSION:
+        raise DecodeError(f"enriched record version {data.get('v')!r} is not {VERSION}: replay its raw record")
+    signal, tables = data.get("signal"), data.get("tables")
+    if signal not in SIGNALS:
+        raise DecodeError(f"enriched record of unknown signal {str(signal)[:40]!r}")
+    if not isinstance(tables, dict):
+        raise DecodeError("enriched record without a tables object")
+    allowed = SIGNAL_TABLES[signal]
+    for name, rows in tables.items():
+        if name not in allowed:
+            raise DecodeError(f"enriched {signal} record has rows for table {name[:80]!r}")
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise DecodeError(f"enriched record: the rows of {name} are not a list of objects")
+    return EnrichedRecord(signal, tables)
 
 
-def rows_by_table(signal: str, rows: list[dict[str, Any]], links: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Enriched rows of one record sorted into their tables; DecodeError for an unknown table."""
-    tables: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        table = row.pop("_table", None) or DEFAULT_TABLE.get(signal)
-        if table not in TABLES:
-            raise DecodeError(f"enriched row for unknown table {table!r}")
-        tables.setdefault(table, []).append(row)
-    if links:
-        tables[LINKS_TABLE] = list(links)
-    return tables
-
-
-def merge_tables(parts: list[Mapping[str, list[dict[str, Any]]]]) -> dict[str, list[dict[str, Any]]]:
-    """Rows of several enriched records, per table, in record order."""
-    merged: dict[str, list[dict[str, Any]]] = {}
+def merge_tables(parts: Sequence[Mapping[str, Sequence[Row]]]) -> Tables:
+    """Rows of several records, per table, in record order."""
+    merged: Tables = {}
     for part in parts:
         for table, rows in part.items():
             merged.setdefault(table, []).extend(rows)

@@ -11,33 +11,25 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
 from core.tenancy import tenant_of
+from core.types import Row
 from schemas.otlp_values import attributes_to_map
+from schemas.tables import METRIC_TABLE_BY_KIND, METRIC_TABLES
 
 __all__ = [
     "EXEMPLAR_COLUMNS",
-    "METRIC_TABLES",
     "decode_metric_exemplars",
     "decode_metrics",
     "exemplar_rows",
 ]
 
-Row = dict[str, Any]
 Tables = dict[str, list[Row]]
 
-# Table per Metric.data oneof field, in the order decode_metrics returns them.
-METRIC_TABLES: dict[str, str] = {
-    "gauge": "otel_metrics_gauge",
-    "sum": "otel_metrics_sum",
-    "histogram": "otel_metrics_histogram",
-    "exponential_histogram": "otel_metrics_exp_histogram",
-    "summary": "otel_metrics_summary",
-}
 # metric_exemplars.MetricType per table; summaries carry no exemplars.
 _EXEMPLAR_TYPES: dict[str, str] = {
-    "otel_metrics_gauge": "gauge",
-    "otel_metrics_sum": "sum",
-    "otel_metrics_histogram": "histogram",
-    "otel_metrics_exp_histogram": "exp_histogram",
+    METRIC_TABLE_BY_KIND["gauge"]: "gauge",
+    METRIC_TABLE_BY_KIND["sum"]: "sum",
+    METRIC_TABLE_BY_KIND["histogram"]: "histogram",
+    METRIC_TABLE_BY_KIND["exponential_histogram"]: "exp_histogram",
 }
 EXEMPLAR_COLUMNS: tuple[str, ...] = (
     "Timestamp", "MetricName", "MetricType", "ServiceName", "Value", "TraceId", "SpanId",
@@ -55,7 +47,7 @@ def decode_metrics(request: ExportMetricsServiceRequest) -> Tables:
     with no data field set is skipped. Rows of one scope share their ResourceAttributes and
     ScopeAttributes dicts: copy before mutating. Pure; never raises.
     """
-    tables: Tables = {table: [] for table in METRIC_TABLES.values()}
+    tables: Tables = {table: [] for table in METRIC_TABLES}
     for resource_metrics in request.resource_metrics:
         resource_map = attributes_to_map(resource_metrics.resource.attributes)
         resource_schema_url = resource_metrics.schema_url
@@ -82,7 +74,7 @@ def decode_metrics(request: ExportMetricsServiceRequest) -> Tables:
                     "MetricDescription": metric.description,
                     "MetricUnit": metric.unit,
                 }
-                _POINT_ROWS[kind](metric, prefix, tables[METRIC_TABLES[kind]])
+                _POINT_ROWS[kind](metric, prefix, tables[METRIC_TABLE_BY_KIND[kind]])
     return tables
 
 

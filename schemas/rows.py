@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
+from core.errors import RowsRefusedError
 from schemas.log_rows import LOG_COLUMNS, LogRecordRow, decode_logs
 from schemas.metric_rows import (
     EXEMPLAR_COLUMNS,
-    METRIC_TABLES,
     decode_metric_exemplars,
     decode_metrics,
     exemplar_rows,
@@ -34,7 +34,6 @@ from schemas.span_rows import SPAN_COLUMNS, SpanRecord, decode_spans
 __all__ = [
     "EXEMPLAR_COLUMNS",
     "LOG_COLUMNS",
-    "METRIC_TABLES",
     "SPAN_COLUMNS",
     "LogRecordRow",
     "SpanRecord",
@@ -51,8 +50,8 @@ def to_columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     """Rows (dicts) as columns: {column: [value of row 0, value of row 1, ...]}.
 
     Columns come in the key order of the first row; ``{}`` for no rows. Values are not
-    copied. Raises ValueError when a row has a different set of keys from the first, so a
-    malformed batch fails here and not half-way through an insert.
+    copied. Raises RowsRefusedError when a row has a different set of keys from the first,
+    so a malformed batch fails here and not half-way through an insert.
     """
     if not rows:
         return {}
@@ -61,10 +60,10 @@ def to_columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     try:
         columns = {name: list(map(itemgetter(name), rows)) for name in names}
     except KeyError as missing:
-        raise ValueError(f"row lacks column {missing.args[0]!r} that the first row has") from None
+        raise RowsRefusedError(f"row lacks column {missing.args[0]!r} that the first row has") from None
     # Same count plus every first-row key present means the same key set.
     for index, row in enumerate(rows):
         if len(row) != width:
             extra = sorted(set(row) - set(names))
-            raise ValueError(f"row {index} has columns the first row lacks: {extra}")
+            raise RowsRefusedError(f"row {index} has columns the first row lacks: {extra}")
     return columns

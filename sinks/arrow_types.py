@@ -1,8 +1,9 @@
 """ClickHouse column types as Arrow types, for handing column blocks to chDB."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import pyarrow as pa
 

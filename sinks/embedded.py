@@ -2,20 +2,22 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 import pyarrow as pa
 
-from core.errors import WarehouseError
+from core.errors import RowsRefusedError, WarehouseError
+from core.types import Columns, Row
 from sinks.arrow_types import to_arrow_array
 from sinks.warehouse import (
-    Columns,
-    Row,
+    CONVERSION_ERRORS,
     check_dedup_token,
     check_identifier,
     column_lengths,
+    failure,
 )
 
 _SESSION_SETTINGS = (
@@ -89,13 +91,13 @@ class EmbeddedWarehouse:
         self._session = _session(self.path)
         self._schemas: dict[str, dict[str, str]] = {}
 
-    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None, *, inserting: bool = False) -> Any:
         try:
             with _calls_lock:
                 bound = {k: _param_text(v) for k, v in params.items()} if params else None
                 return self._session.query(sql, fmt, params=bound)
         except RuntimeError as exc:  # chdb's ChdbError derives from RuntimeError
-            raise WarehouseError(str(exc).strip()) from exc
+            raise failure(str(exc).strip(), inserting=inserting) from exc
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._run(sql, "CSV", params)
@@ -128,8 +130,11 @@ class EmbeddedWarehouse:
         schema = self._schema(table)
         unknown = [name for name in columns if name not in schema]
         if unknown:
-            raise WarehouseError(f"table {self.database}.{table} has no columns {unknown}")
-        arrays = [to_arrow_array(schema[name], values) for name, values in columns.items()]
+            raise RowsRefusedError(f"table {self.database}.{table} has no columns {unknown}")
+        try:
+            arrays = [to_arrow_array(schema[name], values) for name, values in columns.items()]
+        except CONVERSION_ERRORS as exc:  # pyarrow's ArrowInvalid and ArrowTypeError among them
+            raise RowsRefusedError(f"a value does not fit its column in {table}: {exc}") from exc
         block = pa.Table.from_arrays(arrays, names=list(columns))  # noqa: F841 (read by chDB)
         names = ", ".join(f"`{name}`" for name in columns)
         settings = ""
@@ -138,7 +143,7 @@ class EmbeddedWarehouse:
         # chDB's Python() table function finds `block` by name in this frame.
         self._run(
             f"INSERT INTO {self.database}.{table} ({names}) SELECT * FROM Python(block){settings}",
-            "CSV", None,
+            "CSV", None, inserting=True,
         )
         return rows
 

@@ -5,16 +5,18 @@ import datetime as dt
 import decimal
 import threading
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from core.errors import ConfigError, WarehouseError, WarehouseUnavailableError
+from core.errors import ConfigError, RowsRefusedError, WarehouseUnavailableError
+from core.types import Columns, Row
 from sinks.warehouse import (
-    Columns,
-    Row,
+    CONVERSION_ERRORS,
     check_dedup_token,
     check_identifier,
     column_lengths,
+    failure,
 )
 
 
@@ -71,7 +73,7 @@ class ServerWarehouse:
         # A clickhouse-driver Client is one connection and not safe across threads.
         self._lock = threading.Lock()
 
-    def _run(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
+    def _run(self, sql: str, params: Any = None, *, inserting: bool = False, **kwargs: Any) -> Any:
         from clickhouse_driver import errors as ch_errors
 
         try:
@@ -80,7 +82,11 @@ class ServerWarehouse:
         except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
             raise WarehouseUnavailableError(f"ClickHouse server unreachable: {exc}") from exc
         except ch_errors.Error as exc:
-            raise WarehouseError(str(exc).strip()) from exc
+            raise failure(str(exc).strip(), inserting=inserting) from exc
+        except CONVERSION_ERRORS as exc:  # the driver packs values into columns client-side
+            if not inserting:
+                raise
+            raise RowsRefusedError(f"a value does not fit its column: {exc!r}") from exc
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._run(sql, dict(params) if params else None)
@@ -104,6 +110,7 @@ class ServerWarehouse:
             [list(values) for values in columns.values()],
             columnar=True,
             settings=settings,
+            inserting=True,
         )
         return rows
 

@@ -1,18 +1,29 @@
-"""The Warehouse protocol and the choice of backend by URL."""
+"""The Warehouse protocol, the identifier rules SQL text relies on, and what a failure means."""
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Protocol, Sequence
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from core.errors import WarehouseError
-
-Row = dict[str, Any]
-Columns = Mapping[str, Sequence[Any]]
+from core.errors import RowsRefusedError, WarehouseError, WarehouseUnavailableError
+from core.types import Columns, Row
 
 # Identifiers cannot be bound parameters, so every table or database name that
 # reaches SQL text is checked against this first.
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _DEDUP_TOKEN = re.compile(r"^[A-Za-z0-9_.:/\-]{1,512}$")
+# ClickHouse names its error in the message, "... (TOO_MANY_PARTS)" from both backends.
+_ERROR_NAME = re.compile(r"\(([A-Z][A-Z0-9_]{2,})\)")
+# Error names (prefixes) of refusals
+# that pass with time, unlike type or syntax errors: retry these with backoff.
+_TRANSIENT = ("TOO_MANY_PARTS", "MEMORY_LIMIT_EXCEEDED", "TIMEOUT_EXCEEDED", "TABLE_IS_READ_ONLY", "ABORTED",
+              "CANNOT_ALLOCATE_MEMORY", "TOO_MANY_SIMULTANEOUS_QUERIES", "NETWORK_ERROR", "SOCKET_TIMEOUT")
+# Refusals of the data itself: the batch holds a record that can never be stored as it is.
+_DATA = ("CANNOT_PARSE", "CANNOT_CONVERT_TYPE", "TYPE_MISMATCH", "VALUE_IS_OUT_OF_RANGE", "NO_SUCH_COLUMN_IN_TABLE",
+         "THERE_IS_NO_COLUMN", "ILLEGAL_TYPE_OF_ARGUMENT", "TOO_LARGE_STRING_SIZE", "INCORRECT_DATA",
+         "DECIMAL_OVERFLOW", "ARGUMENT_OUT_OF_BOUND", "CANNOT_INSERT_VALUE_OF_DIFFERENT_SIZE_INTO_TUPLE")
+# What converting Python values into a column block raises for a value that does not fit.
+CONVERSION_ERRORS: tuple[type[Exception], ...] = (OverflowError, TypeError, ValueError, UnicodeError)
 
 
 class Warehouse(Protocol):
@@ -24,7 +35,7 @@ class Warehouse(Protocol):
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement that returns nothing (DDL, ALTER, OPTIMIZE).
 
-        Raises WarehouseUnavailableError when ClickHouse cannot be reached,
+        Raises WarehouseUnavailableError when ClickHouse cannot be reached or is busy,
         WarehouseError when the statement itself failed."""
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
@@ -39,7 +50,8 @@ class Warehouse(Protocol):
         DateTime64 values are integers in the column's unit, Maps are dicts,
         Arrays are lists. With ``dedup_token`` a repeated block with the same token
         is dropped by ClickHouse (tables need ``non_replicated_deduplication_window``).
-        Returns the row count; when it returns, ClickHouse has the rows."""
+        Returns the row count; when it returns, ClickHouse has the rows. Raises
+        RowsRefusedError when a value cannot be stored in its column."""
 
     def close(self) -> None:
         """Release connections; the object is unusable afterwards."""
@@ -60,8 +72,19 @@ def check_dedup_token(token: str) -> str:
 
 
 def column_lengths(columns: Columns) -> int:
-    """The common length of all columns; WarehouseError if they differ."""
+    """The common length of all columns; RowsRefusedError if they differ."""
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) > 1:
-        raise WarehouseError(f"insert columns differ in length: {lengths}")
+        raise RowsRefusedError(f"insert columns differ in length: {lengths}")
     return next(iter(lengths.values()), 0)
+
+
+def failure(message: str, *, inserting: bool = False) -> WarehouseError:
+    """The error a ClickHouse failure message stands for: retriable for transient
+    refusals, RowsRefusedError for a refusal of the data an insert carried."""
+    names = set(_ERROR_NAME.findall(message))
+    if any(name.startswith(_TRANSIENT) for name in names):
+        return WarehouseUnavailableError(message)
+    if inserting and any(name.startswith(_DATA) for name in names):
+        return RowsRefusedError(message)
+    return WarehouseError(message)

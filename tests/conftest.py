@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -21,7 +21,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalKafkaBroker"]:
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaBroker]:
     """A real single-node KRaft broker on a free loopback port, stopped at session end."""
     from pipeline.local_broker import LocalKafkaBroker
 
@@ -34,7 +34,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalKaf
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(kafka_broker: "LocalKafkaBroker") -> str:
+def kafka_bootstrap(kafka_broker: LocalKafkaBroker) -> str:
     return kafka_broker.bootstrap
 
 

@@ -4,22 +4,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-import faust
-
 from agents.cardinality import CardinalityLimiter
-from agents.deadletter import send_dead_letter
+from agents.deadletter import Kind, SourceRecord
 from agents.enrich.config import EnrichConfig
-from agents.enrich.logic import EnrichResult
-from agents.enrich.records import Decoded, Signal, decode_record, enrich_decoded
-from agents.enrich.state import TRACE_CACHE_TRACES, TraceStates
-from agents.metrics import WorkerMetrics
-from agents.retry import read_with_retry
+from agents.enrich.logic import Decoded, EnrichResult, decode_record, enrich_decoded
+from agents.enrich.state import TraceStates
+from agents.stage import StageDeps
 from core.errors import BrokerUnavailableError, DecodeError
-from core.settings import Settings
+from core.types import Signal
 from schemas.enriched import encode_enriched
-from sinks.warehouse import Warehouse
+from sinks.retry import retry_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -53,52 +50,48 @@ class AckAfterDelivery:
 class EnrichStage:
     """The three enrich agents and the trace -> correlation states they share."""
 
-    def __init__(self, app: faust.App, settings: Settings, config: EnrichConfig, metrics: WorkerMetrics,
-                 warehouse: Warehouse) -> None:
-        self.app, self.settings, self.config, self.metrics = app, settings, config.check(), metrics
-        topics = settings.topics
-        raw = dict(key_serializer="raw", value_serializer="raw")
-        self.deadletter = app.topic(topics.deadletter, **raw)
+    def __init__(self, config: EnrichConfig, deps: StageDeps) -> None:
+        self.config, self.deps = config, deps
         # Trace -> correlation state: a bounded cache in front of the trace links stored in
         # ClickHouse (see TraceStates for why not a Faust table).
-        self.traces = TraceStates(warehouse, TRACE_CACHE_TRACES)
-        self.limiter = CardinalityLimiter(config.cardinality_max_values, config.cardinality_window_s)
-        self.agent_names = []
+        self.traces = TraceStates(deps.warehouse, config.trace_cache_traces)
+        self.limiter = CardinalityLimiter(config.cardinality_max_values, config.cardinality_window_s,
+                                          config.cardinality_max_keys)
+        topics = deps.topics
         sources: tuple[tuple[Signal, str, str], ...] = (
-            ("spans", topics.spans, topics.enriched_spans),
+            ("traces", topics.spans, topics.enriched_spans),
             ("logs", topics.logs, topics.enriched_logs),
             ("metrics", topics.metrics, topics.enriched_metrics),
         )
+        self.agent_names: list[str] = []
         for signal, source, target in sources:
             name = f"enrich-{signal}"
-            app.agent(app.topic(source, **raw), name=name)(self._loop(signal, app.topic(target, **raw)))
+            deps.app.agent(deps.topic(source), name=name)(self._loop(signal, deps.topic(target)))
             self.agent_names.append(name)
 
-    async def _prefetch(self, decoded: list[Decoded]) -> None:
+    async def _known(self, decoded: list[Decoded]) -> None:
         """Load the stored states of every trace of a batch not cached yet, in one query;
         retried while ClickHouse is unreachable (the records wait, unacknowledged)."""
         traces = set().union(*(d.traces for d in decoded))
-        await read_with_retry(lambda: self.traces.known(traces), "trace states", self.config.retry_initial_s,
-                              self.config.retry_max_s, lambda: self.app.should_stop)
+        await retry_warehouse(lambda: self.traces.known(traces), "trace state lookup", self.config.retry,
+                              lambda: self.deps.app.should_stop)
 
     async def _enrich(self, decoded: Decoded) -> EnrichResult:
         known = await self.traces.known(decoded.traces)
-        result = enrich_decoded(decoded, known, self.config, self.limiter, time.time())
+        result = enrich_decoded(decoded, known, self.config.correlation, self.limiter, time.time())
         self.traces.remember(result.trace_updates)
         return result
 
-    def _loop(self, signal: Signal, target: Any) -> Any:
-        stage = self
+    async def _set_aside(self, stream: Any, event: Any, kind: Kind, reason: str) -> None:
+        await self.deps.deadletters.write(SourceRecord.of(event.message), "enrich", kind, reason)
+        await stream.ack(event)
 
-        async def dead_letter(acks: AckAfterDelivery, event: Any, reason: str) -> None:
-            message = event.message
-            delivery = await send_dead_letter(stage.deadletter, message, "enrich", reason)
-            stage.metrics.deadletters.labels(message.topic, "enrich").inc()
-            acks.track(delivery, event)
+    def _loop(self, signal: Signal, target: Any) -> Callable[[Any], Any]:
+        stage = self
 
         async def enrich(stream: Any) -> None:
             acks = AckAfterDelivery(stream)
-            config = stage.config
+            config, metrics = stage.config, stage.deps.metrics
             async for events in stream.noack_take(config.batch_max_records, within=config.batch_max_wait_s):
                 acks.check()
                 batch = []
@@ -106,12 +99,13 @@ class EnrichStage:
                     try:
                         batch.append((event, decode_record(signal, event.value)))
                     except DecodeError as exc:
-                        await dead_letter(acks, event, str(exc))
+                        await stage._set_aside(stream, event, "undecodable", str(exc))
                     except Exception as exc:  # noqa: BLE001 - bad input must not stall the partition
                         log.exception("decode failed", extra={"topic": event.message.topic,
+                                                              "partition": event.message.partition,
                                                               "offset": event.message.offset})
-                        await dead_letter(acks, event, f"decode failed: {exc!r}")
-                await stage._prefetch([d for _, d in batch])
+                        await stage._set_aside(stream, event, "failed", f"decode failed: {exc!r}")
+                await stage._known([d for _, d in batch])
                 for event, decoded in batch:
                     try:
                         result = await stage._enrich(decoded)
@@ -119,15 +113,22 @@ class EnrichStage:
                         message = event.message
                         log.exception("enrich failed", extra={"topic": message.topic, "partition": message.partition,
                                                               "offset": message.offset})
-                        await dead_letter(acks, event, f"enrich failed: {exc!r}")
+                        await stage._set_aside(stream, event, "failed", f"enrich failed: {exc!r}")
                         continue
-                    stage.metrics.records.labels(signal).inc()
-                    stage.metrics.count_enrich(signal, result.counts)
-                    if not result.rows and not result.links:
+                    metrics.records.labels(signal).inc()
+                    metrics.count_enrich(signal, result.counts)
+                    if not any(result.tables.values()):
                         await stream.ack(event)
                         continue
-                    delivery = await target.send(key=event.key, value=encode_enriched(signal, result.rows, result.links))  # type: ignore[arg-type]
+                    delivery = await target.send(key=event.key, value=encode_enriched(signal, result.tables))
                     acks.track(delivery, event)
 
         enrich.__name__ = f"enrich_{signal}"
         return enrich
+
+
+def build(config: EnrichConfig, deps: StageDeps) -> EnrichStage:
+    """The enrich stage on ``deps.app``; its config is checked before any record flows.
+
+    Raises ConfigError naming the field that cannot work."""
+    return EnrichStage(config.check(), deps)

@@ -1,40 +1,40 @@
-"""EnrichConfig: the enrich stage's frozen configuration and its checks."""
+"""EnrichConfig: the enrich section of the settings, and what the stage derives from it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from functools import cached_property
 
 from agents.correlation import CorrelationConfig
+from agents.validation import IdPolicy
 from core.errors import ConfigError
+from core.settings import EnrichSettings, Settings
+from sinks.retry import Backoff
 
 
-@dataclass(frozen=True)
-class EnrichConfig:
-    correlation: CorrelationConfig = field(default_factory=CorrelationConfig)
-    # Cardinality limits on metric point attributes (the aggregation keys of metrics).
-    cardinality_max_values: int = 1000
-    cardinality_window_s: float = 3600.0
-    # Records are enriched in batches of up to batch_max_records, or what arrived within
-    # batch_max_wait_s: the stored states of a batch's new traces are read in one query.
-    # A query per record waited behind the sink's inserts (the embedded engine runs one
-    # call at a time) and fell behind at 20 demo flows a second.
-    batch_max_records: int = 500
-    batch_max_wait_s: float = 0.05
-    # A failed state lookup is retried (records are never dead-lettered for it).
-    retry_initial_s: float = 0.2
-    retry_max_s: float = 10.0
+class EnrichConfig(EnrichSettings):
+    """The enrich stage's frozen config: the ``enrich`` settings section, checked as a whole."""
 
-    def check(self) -> "EnrichConfig":
-        """Raise ConfigError naming the field when a value cannot work."""
-        if self.cardinality_max_values <= 0:
-            raise ConfigError("enrich.cardinality_max_values: must be > 0")
-        if self.cardinality_window_s <= 0:
-            raise ConfigError("enrich.cardinality_window_s: must be > 0")
-        if self.batch_max_records <= 0:
-            raise ConfigError("enrich.batch_max_records: must be > 0")
-        if self.batch_max_wait_s <= 0:
-            raise ConfigError("enrich.batch_max_wait_s: must be > 0")
-        if not 0 < self.retry_initial_s <= self.retry_max_s:
-            raise ConfigError("enrich.retry_initial_s: must be > 0 and <= retry_max_s")
-        if not self.correlation.attribute_keys:
-            raise ConfigError("enrich.correlation.attribute_keys: needs at least one key")
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EnrichConfig:
+        """The config of ``settings.enrich``; raises ConfigError naming a field that cannot work."""
+        return cls.model_validate(settings.enrich.model_dump()).check()
+
+    @cached_property
+    def correlation(self) -> CorrelationConfig:
+        """Where incoming IDs are looked for, and the policy they must satisfy."""
+        return CorrelationConfig(attribute_keys=self.attribute_keys, header_names=self.header_names,
+                                 baggage_member=self.baggage_member, body_keys=self.body_keys,
+                                 policy=IdPolicy(max_length=self.id_max_length))
+
+    @property
+    def retry(self) -> Backoff:
+        return Backoff(self.retry_initial_s, self.retry_max_s)
+
+    def check(self) -> EnrichConfig:
+        """Raise ConfigError naming the field when a combination cannot work."""
+        if not self.attribute_keys:
+            raise ConfigError("enrich.attribute_keys: needs at least one key")
+        if any(not name.strip() for name in (*self.attribute_keys, *self.header_names, *self.body_keys)):
+            raise ConfigError("enrich.header_names: names must not be blank")
+        if self.retry_initial_s > self.retry_max_s:
+            raise ConfigError("enrich.retry_initial_s: must be <= enrich.retry_max_s")
         return self

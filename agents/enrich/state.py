@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from agents.enrich.logic import TraceKey, TraceState
-from schemas.enriched import LINKS_TABLE
+from schemas.tables import TRACE_LINKS_TABLE
 from sinks.warehouse import Warehouse
 
-# About a minute of traces at 3k traces/s: enough to span the arrival of one trace's parts.
-TRACE_CACHE_TRACES = 200_000
 
-
-def stored_states(warehouse: Warehouse, traces: set[TraceKey]) -> dict[TraceKey, TraceState]:
+def stored_states(warehouse: Warehouse, traces: Collection[TraceKey]) -> dict[TraceKey, TraceState]:
     """The best stored link of each (tenant, trace): the ID every record of the trace shows."""
     ids = sorted({trace_id for _, trace_id in traces if trace_id})
     if not ids:
@@ -28,7 +25,7 @@ def stored_states(warehouse: Warehouse, traces: set[TraceKey]) -> dict[TraceKey,
         "SELECT Tenant, TraceId, argMin(CorrelationId, (Priority, FirstSeen)) AS id, "
         "argMin(Source, (Priority, FirstSeen)) AS source, min(Priority) AS priority, "
         "toUnixTimestamp64Nano(min(FirstSeen)) AS first_ns "
-        f"FROM {warehouse.database}.{LINKS_TABLE} WHERE TraceId IN {{ids:Array(String)}} GROUP BY Tenant, TraceId",
+        f"FROM {warehouse.database}.{TRACE_LINKS_TABLE} WHERE TraceId IN {{ids:Array(String)}} GROUP BY Tenant, TraceId",
         {"ids": ids},
     )
     found = {(r["Tenant"], r["TraceId"]): TraceState(r["id"], r["source"], int(r["priority"]), int(r["first_ns"]))
@@ -44,7 +41,7 @@ class TraceStates:
         self.max_traces = max_traces
         self._states: OrderedDict[TraceKey, TraceState | None] = OrderedDict()
 
-    async def known(self, traces: set[TraceKey]) -> dict[TraceKey, TraceState]:
+    async def known(self, traces: Iterable[TraceKey]) -> dict[TraceKey, TraceState]:
         """States of the (tenant, trace) keys among ``traces`` seen before (here or stored)."""
         missing = {t for t in traces if t[1] and t not in self._states}
         if missing:

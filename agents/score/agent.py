@@ -4,14 +4,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-import faust
-import orjson
-from prometheus_client import CollectorRegistry
-
-from agents.metrics import WorkerMetrics
-from agents.retry import read_with_retry
 from agents.score.alertmanager import AlertmanagerForwarder
 from agents.score.config import ScoreConfig
 from agents.score.features import span_points
@@ -19,12 +14,13 @@ from agents.score.logic import ClosedWindows, ScoreEngine
 from agents.score.metrics import ScoreMetrics
 from agents.score.state import load_state
 from agents.score.windows import HeldRecords
-from agents.sink.config import SinkConfig
-from agents.sink.logic import insert_with_retry
-from core.errors import BrokerUnavailableError, WarehouseError
-from core.settings import Settings
-from schemas.alerts import ALERTS_TABLE, ANOMALIES_TABLE, encode_alert
-from sinks.warehouse import Warehouse
+from agents.stage import StageDeps
+from core.errors import BrokerUnavailableError, DecodeError, WarehouseError
+from schemas.alerts import encode_alert
+from schemas.enriched import decode_enriched
+from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE, TRACES_TABLE
+from sinks.batches import write_tables
+from sinks.retry import retry_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -42,37 +38,33 @@ class ScoreStage:
     of every service): run the stage in one worker, or with one partition, for exact
     throughput features and one alert stream."""
 
-    def __init__(self, app: faust.App, settings: Settings, warehouse: Warehouse, config: ScoreConfig,
-                 metrics: WorkerMetrics | CollectorRegistry) -> None:
-        self.app, self.warehouse, self.config = app, warehouse, config.check()
-        registry = metrics.registry if isinstance(metrics, WorkerMetrics) else metrics
-        self.metrics = ScoreMetrics(registry)
-        self.topic_name = settings.topics.enriched_spans
-        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.alerts_topic = app.topic(settings.topics.alerts, **raw)
-        self.engine = ScoreEngine(self.config)
+    def __init__(self, config: ScoreConfig, deps: StageDeps) -> None:
+        self.config, self.deps = config, deps
+        self.metrics = ScoreMetrics(deps.metrics.registry)
+        self.topic_name = deps.topics.enriched_spans
+        self.alerts_topic = deps.topic(deps.topics.alerts)
+        self.engine = ScoreEngine(config)
         self.restored_windows = 0
-        self._retry = SinkConfig(retry_initial_s=config.retry_initial_s, retry_max_s=config.retry_max_s)
         self.forwarder = None
         if config.alertmanager_url:
             self.forwarder = AlertmanagerForwarder(
                 config.alertmanager_url, config.alertmanager_retries, config.alertmanager_timeout_s,
-                config.retry_initial_s, config.retry_max_s, self.metrics.forward_failures.inc)
+                config.retry, self.metrics.forward_failures.inc)
         self.agent_names = ["score-spans"]
-        app.agent(app.topic(self.topic_name, **raw), name="score-spans")(self._loop())
+        deps.app.agent(deps.topic(self.topic_name), name="score-spans")(self._loop())
 
     async def restore(self) -> None:
         """A fresh engine with the stored state; retried while ClickHouse is unreachable."""
-        rows, alerts = await read_with_retry(lambda: asyncio.to_thread(load_state, self.warehouse, self.config),
-                                             "score state", self.config.retry_initial_s, self.config.retry_max_s,
-                                             lambda: self.app.should_stop)
+        rows, alerts = await retry_warehouse(
+            lambda: asyncio.to_thread(load_state, self.deps.warehouse, self.config), "score state restore",
+            self.config.retry, lambda: self.deps.app.should_stop)
         self.engine = ScoreEngine(self.config)
         self.restored_windows = self.engine.restore(rows, alerts)
         log.info("score state restored", extra={"windows": self.restored_windows, "open_alerts": len(alerts)})
 
     def _assigned(self) -> set[int] | None:
         try:
-            return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.topic_name}
+            return {tp.partition for tp in self.deps.app.assignor.assigned_actives() if tp.topic == self.topic_name}
         except Exception:  # noqa: BLE001 - no assignment yet (test context): every partition seen counts
             return None
 
@@ -89,7 +81,8 @@ class ScoreStage:
             raise BrokerUnavailableError(f"an alert was not delivered: {exc!r}") from exc
         tables = {ANOMALIES_TABLE: closed.rows, ALERTS_TABLE: [a.to_row() for a in closed.alerts]}
         try:
-            await insert_with_retry(self.warehouse, tables, None, self._retry, lambda: self.app.should_stop)
+            await write_tables(self.deps.warehouse, tables, None, self.config.retry,
+                               lambda: self.deps.app.should_stop)
         except WarehouseError as exc:
             if exc.retriable:
                 raise
@@ -105,7 +98,26 @@ class ScoreStage:
             resolved = [a for a in closed.alerts if a.status == "resolved"]
             self.forwarder.submit(resolved + self.engine.open_alerts())
 
-    def _loop(self) -> Any:
+    def _points(self, value: bytes | None) -> list[Any] | None:
+        """The span points of an enriched record; None (counted) for one that is not: the
+        sink dead-letters what it cannot read."""
+        try:
+            return span_points(decode_enriched(value).tables.get(TRACES_TABLE, []))
+        except (DecodeError, KeyError, TypeError, ValueError):
+            self.metrics.bad_records.inc()
+            return None
+
+    def _fold(self, partition: int, points: list[Any]) -> int:
+        engine = self.engine
+        late, reread, future = engine.late_spans, engine.reread_spans, engine.future_spans
+        last = engine.add(partition, points, time.monotonic(), time.time_ns())
+        self.metrics.spans.inc(len(points))
+        self.metrics.late_spans.inc(engine.late_spans - late)
+        self.metrics.reread_spans.inc(engine.reread_spans - reread)
+        self.metrics.future_spans.inc(engine.future_spans - future)
+        return last
+
+    def _loop(self) -> Callable[[Any], Any]:
         stage = self
 
         async def score(stream: Any) -> None:
@@ -114,18 +126,8 @@ class ScoreStage:
             held: HeldRecords[Any] = HeldRecords(stage.config.max_held_records)
             try:
                 async for event in stream.events():
-                    message = event.message
-                    try:
-                        points = span_points(orjson.loads(event.value)["rows"])
-                    except Exception:  # noqa: BLE001 - the sink dead-letters what it cannot read
-                        stage.metrics.bad_records.inc()
-                        await stream.ack(event)
-                        continue
-                    late_before, reread_before = stage.engine.late_spans, stage.engine.reread_spans
-                    last = stage.engine.add(message.partition, points, time.monotonic(), time.time_ns())
-                    stage.metrics.spans.inc(len(points))
-                    stage.metrics.late_spans.inc(stage.engine.late_spans - late_before)
-                    stage.metrics.reread_spans.inc(stage.engine.reread_spans - reread_before)
+                    points = stage._points(event.value)
+                    last = -1 if points is None else stage._fold(event.message.partition, points)
                     if last < 0:
                         await stream.ack(event)
                     else:
@@ -147,7 +149,8 @@ class ScoreStage:
         return score
 
 
-def build_score_stage(app: faust.App, settings: Settings, warehouse: Warehouse, config: ScoreConfig,
-                      metrics: WorkerMetrics | CollectorRegistry) -> ScoreStage:
-    """The score stage on ``app``; ConfigError naming the field before any record flows."""
-    return ScoreStage(app, settings, warehouse, config.check(), metrics)
+def build(config: ScoreConfig, deps: StageDeps) -> ScoreStage:
+    """The score stage on ``deps.app``; its config is checked before any record flows.
+
+    Raises ConfigError naming the field that cannot work."""
+    return ScoreStage(config.check(), deps)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import aiohttp
 
 from schemas.alerts import Alert
+from sinks.retry import Backoff
 
 log = logging.getLogger(__name__)
 QUEUE_BATCHES = 100
@@ -22,11 +23,10 @@ QUEUE_BATCHES = 100
 class AlertmanagerForwarder:
     """A background task that posts queued alert batches in order."""
 
-    def __init__(self, url: str, retries: int, timeout_s: float, retry_initial_s: float, retry_max_s: float,
+    def __init__(self, url: str, retries: int, timeout_s: float, backoff: Backoff,
                  on_failure: Callable[[], None] = lambda: None) -> None:
         self.endpoint = url.rstrip("/") + "/api/v2/alerts"
-        self.retries, self.timeout_s = retries, timeout_s
-        self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
+        self.retries, self.timeout_s, self.backoff = retries, timeout_s, backoff
         self.on_failure = on_failure
         self._queue: asyncio.Queue[list[Alert]] = asyncio.Queue(QUEUE_BATCHES)
         self._task: asyncio.Task[None] | None = None
@@ -43,10 +43,6 @@ class AlertmanagerForwarder:
         except asyncio.QueueFull:
             log.warning("alertmanager queue full; batch dropped", extra={"alerts": len(alerts)})
             self.on_failure()
-
-    async def drain(self) -> None:
-        """Wait until every queued batch was sent or given up on."""
-        await self._queue.join()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -66,7 +62,7 @@ class AlertmanagerForwarder:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         body = [a.to_alertmanager() for a in alerts]
-        delay = self.retry_initial_s
+        delay = self.backoff.initial_s
         for attempt in range(1, self.retries + 1):
             try:
                 async with self._session.post(self.endpoint, json=body) as response:
@@ -77,11 +73,11 @@ class AlertmanagerForwarder:
                         log.error("alertmanager refused alerts", extra={"status": response.status, "body": text})
                         return False
                     log.warning("alertmanager busy; retrying", extra={"status": response.status, "attempt": attempt})
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("alertmanager unreachable; retrying", extra={"error": repr(exc), "attempt": attempt})
             if attempt < self.retries:
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+                delay = self.backoff.after(delay)
         return False
 
     async def _run(self) -> None:
@@ -93,5 +89,3 @@ class AlertmanagerForwarder:
             except Exception:  # noqa: BLE001 - the forwarder must outlive one bad batch
                 log.exception("alertmanager forwarding failed")
                 self.on_failure()
-            finally:
-                self._queue.task_done()

@@ -1,107 +1,96 @@
-"""ScoreConfig: the score stage's frozen configuration and its checks."""
+"""ScoreConfig: the score section of the settings, checked as a whole, and what the stage derives."""
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
-from typing import Any, Mapping
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
 
 from core.errors import ConfigError
+from core.settings import ScoreSettings, Settings
+from sinks.retry import Backoff
+
+PredictMetric = Literal["latency_p95_ms", "latency_p50_ms", "error_rate", "throughput"]
+PREDICT_METRICS: tuple[PredictMetric, ...] = ("latency_p95_ms", "latency_p50_ms", "error_rate", "throughput")
+_RULE = re.compile(r"^\s*([a-z0-9_]+)\s*([<>])\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
 
 @dataclass(frozen=True)
-class ScoreConfig:
-    # Tumbling event-time windows; a window closes once every live partition's event
-    # time is past its end plus the allowed lateness.
-    window_s: int = 60
-    lateness_s: float = 10.0
-    # A partition that delivered nothing for this long (wall clock) stops holding the
-    # watermark back, so one quiet partition cannot stall scoring.
-    idle_partition_s: float = 30.0
-    # Detector: robust z-scores of each feature against the median and IQR of the last
-    # history_windows learned windows; see agents/score/detector.py for the measurements.
-    history_windows: int = 30
-    min_history_windows: int = 10
-    min_spans: int = 10  # fewer spans in a window: latency and error rate are not scored
-    z_half: float = 4.0  # the z-score that maps to a score of 0.5
-    latency_floor_ratio: float = 0.10  # latency sigma >= a 10 % change (latency is scored in log space)
-    latency_floor_ms: float = 1.0  # latencies under this count as this: sub-millisecond jitter is no anomaly
-    error_rate_floor: float = 0.01  # the baseline error rate is taken as at least this for the binomial tail
-    throughput_floor_ratio: float = 0.10
-    max_frozen_windows: int = 30  # anomalous windows in a row after which a new level is learned
-    # Alerts: `fire_windows` windows in a row at or above `threshold` fire; `resolve_windows`
-    # below it resolve.
-    threshold: float = 0.5
-    critical_threshold: float = 0.9
-    fire_windows: int = 2
-    resolve_windows: int = 3
-    # Bounded state: distinct services per tenant and operations per service, tracked over
-    # cardinality_window_s (event time); the rest share the "__overflow__" key.
-    max_tenants: int = 100
-    max_services: int = 500
-    max_operations: int = 100
-    cardinality_window_s: float = 3600.0
-    # Records of open windows are acknowledged when their windows are stored; past this
-    # many held records the oldest are acknowledged early (and counted) to bound memory.
-    max_held_records: int = 100_000
-    # Links in alerts: lookups and the generator URL point at this API base.
-    api_url: str = "http://127.0.0.1:8080"
-    # Optional Alertmanager (POST {alertmanager_url}/api/v2/alerts); empty: off.
-    alertmanager_url: str = ""
-    alertmanager_retries: int = 5
-    alertmanager_timeout_s: float = 5.0
-    retry_initial_s: float = 0.2
-    retry_max_s: float = 30.0
+class PredictRule:
+    """Alert when a service's ``metric`` is forecast to cross ``threshold`` in ``direction``."""
+
+    metric: PredictMetric
+    direction: Literal["above", "below"]
+    threshold: float
+
+    @property
+    def text(self) -> str:
+        return f"{self.metric}{'>' if self.direction == 'above' else '<'}{self.threshold:g}"
+
+
+def parse_predict_rule(text: str) -> PredictRule:
+    """``latency_p95_ms>500`` or ``throughput<10``; ConfigError naming the rule otherwise."""
+    match = _RULE.match(text)
+    if match is None or match.group(1) not in PREDICT_METRICS:
+        raise ConfigError(f"score.predict_rules: {text[:80]!r} is not METRIC>NUMBER or METRIC<NUMBER "
+                          f"with METRIC one of {', '.join(PREDICT_METRICS)}")
+    metric: Any = match.group(1)
+    return PredictRule(metric, "above" if match.group(2) == ">" else "below", float(match.group(3)))
+
+
+class ScoreConfig(ScoreSettings):
+    """The score stage's frozen config: the ``score`` settings section, checked as a whole.
+
+    Built directly (tests, benchmarks, the API's backtests) alert links point at the
+    default API address; ``from_settings`` points them at the configured one."""
+
+    api_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://\S+$")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "ScoreConfig":
-        """The config of a root Settings: its ``score`` section when it has one (fields not
-        named here are ignored), links to the API at host:api.port unless api_url is set."""
-        known = {f.name for f in fields(cls)}
-        section = getattr(settings, "score", None)
-        values = {} if section is None else {k: v for k, v in section.model_dump().items() if k in known and v != ""}
-        values.setdefault("api_url", f"http://{settings.host}:{settings.api.port}")
-        return cls(**values).check()
+    def from_settings(cls, settings: Settings) -> ScoreConfig:
+        """The config of ``settings.score``, links to http://{host}:{api.port} unless
+        score.api_url is set. Raises ConfigError naming a field that cannot work."""
+        values = settings.score.model_dump()
+        values["api_url"] = values["api_url"] or f"http://{settings.host}:{settings.api.port}"
+        return cls.of(**values)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "ScoreConfig":
-        """A config from plain values (a settings section); ConfigError names unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"score.{unknown[0]}: unknown setting")
-        return cls(**dict(values)).check()
+    def of(cls, **values: Any) -> ScoreConfig:
+        """A checked config from field values; ConfigError names the first bad field."""
+        try:
+            config = cls(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(f"score.{field}: {first['msg']}") from None
+        return config.check()
 
-    def check(self) -> "ScoreConfig":
-        """Raise ConfigError naming the field when a value cannot work."""
-        positive = ("window_s", "history_windows", "min_history_windows", "min_spans", "fire_windows",
-                    "resolve_windows", "max_tenants", "max_services", "max_operations", "max_held_records",
-                    "max_frozen_windows", "alertmanager_retries")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"score.{name}: must be > 0")
-        for name in ("z_half", "idle_partition_s", "cardinality_window_s", "alertmanager_timeout_s",
-                     "latency_floor_ms", "latency_floor_ratio", "error_rate_floor", "throughput_floor_ratio"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"score.{name}: must be a finite number > 0")
-        if not (math.isfinite(self.lateness_s) and self.lateness_s >= 0):
-            raise ConfigError("score.lateness_s: must be >= 0")
-        if self.min_history_windows > self.history_windows:
-            raise ConfigError("score.min_history_windows: must be <= history_windows")
-        if not 0 < self.threshold < 1:
-            raise ConfigError("score.threshold: must be between 0 and 1")
-        if not self.threshold <= self.critical_threshold <= 1:
-            raise ConfigError("score.critical_threshold: must be from threshold to 1")
-        if not 0 < self.retry_initial_s <= self.retry_max_s:
-            raise ConfigError("score.retry_initial_s: must be > 0 and <= retry_max_s")
-        for name in ("api_url", "alertmanager_url"):
-            value = getattr(self, name)
-            if value and not value.startswith(("http://", "https://")):
-                raise ConfigError(f"score.{name}: must be an http:// or https:// URL")
-        if not self.api_url:
-            raise ConfigError("score.api_url: must be an http:// or https:// URL")
-        return self
+    def replace(self, **changes: Any) -> ScoreConfig:
+        """A checked copy with ``changes``."""
+        return self.of(**{**self.model_dump(), **changes})
 
     @property
     def window_ns(self) -> int:
         return self.window_s * 1_000_000_000
+
+    @property
+    def retry(self) -> Backoff:
+        return Backoff(self.retry_initial_s, self.retry_max_s)
+
+    @cached_property
+    def predict(self) -> tuple[PredictRule, ...]:
+        """The predicted-alert rules, parsed."""
+        return tuple(parse_predict_rule(text) for text in self.predict_rules)
+
+    def check(self) -> ScoreConfig:
+        """Raise ConfigError naming the field when a combination cannot work."""
+        if self.min_history_windows > self.history_windows:
+            raise ConfigError("score.min_history_windows: must be <= score.history_windows")
+        if self.critical_threshold < self.threshold:
+            raise ConfigError("score.critical_threshold: must be from score.threshold to 1")
+        if self.retry_initial_s > self.retry_max_s:
+            raise ConfigError("score.retry_initial_s: must be <= score.retry_max_s")
+        _ = self.predict  # ConfigError for a rule that does not parse
+        return self

@@ -7,8 +7,9 @@ combined later without re-reading spans."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from core.tenancy import tenant_of
 

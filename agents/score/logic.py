@@ -6,8 +6,9 @@ it from the enriched spans topic and stores what it returns."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from agents.alerting import FEATURE_TEXT, AlertPolicy, AlertTracker, WindowSignal
 from agents.cardinality import CardinalityLimiter
@@ -23,6 +24,7 @@ from agents.score.features import (
     features_of,
     latency_bucket,
 )
+from agents.score.predict import Predictor
 from agents.score.topology import CallGraph, explained_by, explaining
 from agents.score.windows import WindowClock
 from schemas.alerts import Alert
@@ -85,7 +87,7 @@ class ScoreEngine:
         # not have been committed yet); those spans are skipped, but are not late.
         self.restored_through = -1
         self.reread_spans = 0
-        self.dropped_spans = 0
+        self.future_spans = 0  # stamped more than FUTURE_TOLERANCE_NS ahead of the wall clock
         span_s = config.cardinality_window_s
         self._tenants = CardinalityLimiter(config.max_tenants, span_s, max_keys=1)
         self._services = CardinalityLimiter(config.max_services, span_s, max_keys=config.max_tenants + 1)
@@ -98,6 +100,7 @@ class ScoreEngine:
         # anomalies of callers by those of callees (agents/score/topology.py).
         self.graph = CallGraph()
         self.graph_windows = config.history_windows + config.max_frozen_windows
+        self.predictor = Predictor(config)
 
     def _key(self, tenant: str, service: str, operation: str, now_s: float) -> tuple[str, str, str]:
         tenant = self._tenants.admit("tenant", tenant, now_s)
@@ -114,7 +117,7 @@ class ScoreEngine:
         last_window, max_ns = -1, -1
         for p in points:
             if p.time_ns > now_ns + FUTURE_TOLERANCE_NS:
-                self.dropped_spans += 1
+                self.future_spans += 1
                 continue
             window = p.time_ns // self.window_ns
             if window <= self.closed_through:
@@ -154,9 +157,11 @@ class ScoreEngine:
     def close(self, through: int) -> ClosedWindows:
         """Score and close every open window with an index <= ``through``, oldest first."""
         out = ClosedWindows()
-        for window in sorted(w for w in self.windows if w <= through):
+        windows = sorted(w for w in self.windows if w <= through)
+        for window in windows:
             self._close_one(window, self.windows.pop(window), out)
         self.closed_through = max(self.closed_through, through)
+        out.alerts += self.predictor.close(len(windows), (through + 1) * self.window_ns)
         out.closed_through = self.closed_through
         self.graph.forget(through - self.graph_windows)
         out.evicted = self._evict(through)
@@ -165,6 +170,7 @@ class ScoreEngine:
                 alert = self._forget_service(key[0], key[1], through)
                 if alert is not None:
                     out.alerts.append(alert)
+                out.alerts += self.predictor.forget(key[0], key[1], (through + 1) * self.window_ns)
         return out
 
     def _zero_fill(self, window: int, aggs: dict[Key, WindowAggregate]) -> None:
@@ -197,6 +203,7 @@ class ScoreEngine:
             out.rows.append(row)
             if key[2] == SERVICE_WIDE:
                 service_rows[(key[0], key[1])] = row
+                self.predictor.observe(key[0], key[1], f)
             out.scores.append((key, score.score))
         signals: dict[tuple[str, str], WindowSignal] = {}
         for (tenant, service), scored in by_service.items():
@@ -272,13 +279,20 @@ class ScoreEngine:
         """Rebuild detectors, alert states and the closed mark from stored windows (oldest
         first, as written by ``close``) and the alerts still firing; return the windows read."""
         signals: dict[tuple[str, str], list[WindowSignal]] = {}
-        windows = set()
+        rows = list(rows)
+        windows = {int(row["Timestamp"]) // self.window_ns for row in rows}
+        # Detectors and alert states need the last history + frozen windows; the predictor's
+        # series may reach further back.
+        first_detected = max(windows, default=0) - self.graph_windows
         for row in rows:
             start_ns = int(row["Timestamp"])
             window = start_ns // self.window_ns
-            windows.add(window)
             key = self._key(row["Tenant"], row["ServiceName"], row["SpanName"], start_ns / NS_PER_S)
             f = WindowFeatures(int(row["Spans"]), int(row["Errors"]), row["P50Ms"], row["P95Ms"])
+            if key[2] == SERVICE_WIDE:
+                self.predictor.observe(key[0], key[1], f)
+            if window <= first_detected:
+                continue
             detector = self.detectors.get(key)
             if detector is None:
                 detector = self.detectors[key] = RobustDetector(self.config)
@@ -292,7 +306,10 @@ class ScoreEngine:
                     tuple(row.get("AlertInhibitedBy") or ())))
                 for callee in row.get("Callees") or ():
                     self.graph.add_edge(key[0], key[1], callee, window)
-        opened = {(a.labels.get("tenant", ""), a.labels.get("service", "")): a for a in open_alerts}
+        alerts = list(open_alerts)
+        self.predictor.restore(a for a in alerts if a.labels.get("predicted") == "true")
+        opened = {(a.labels.get("tenant", ""), a.labels.get("service", "")): a for a in alerts
+                  if a.labels.get("predicted") != "true"}
         for service in set(signals) | set(opened):
             recent = signals.get(service, [])[-(self.config.fire_windows + self.config.resolve_windows):]
             self.tracker.restore(service[0], service[1], recent, opened.get(service))
@@ -302,4 +319,5 @@ class ScoreEngine:
         return len(windows)
 
     def open_alerts(self) -> list[Alert]:
-        return self.tracker.open_alerts()
+        """Every alert still firing: anomaly alerts and predicted ones."""
+        return self.tracker.open_alerts() + self.predictor.open_alerts()

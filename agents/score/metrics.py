@@ -16,6 +16,8 @@ class ScoreMetrics:
         self.spans = Counter("ollystack_score_spans", "spans folded into score windows", registry=r)
         self.late_spans = Counter("ollystack_score_late_spans", "spans of windows already closed, dropped",
                                   registry=r)
+        self.future_spans = Counter("ollystack_score_future_spans",
+                                    "spans stamped over an hour ahead of the wall clock, dropped", registry=r)
         self.reread_spans = Counter("ollystack_score_reread_spans",
                                     "spans of windows scored before a restart, read again and skipped", registry=r)
         self.windows = Counter("ollystack_score_windows", "key windows scored", registry=r)

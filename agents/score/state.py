@@ -7,11 +7,12 @@ exactly, and the alerts table says which alerts are open; nothing else needs a c
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any
 
 from agents.score.config import ScoreConfig
 from core.errors import DecodeError
-from schemas.alerts import ALERTS_TABLE, ANOMALIES_TABLE, Alert, decode_alert
+from schemas.alerts import Alert, decode_alert
+from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,19 @@ _RESTORE_COLUMNS = (
 
 
 def recent_windows(warehouse: Warehouse, config: ScoreConfig) -> list[dict[str, Any]]:
-    """The stored windows (this window length) a detector needs, oldest first: the last
-    history_windows + max_frozen_windows before the newest stored one."""
+    """The stored windows (this window length) the stage needs, oldest first: the last
+    history_windows + max_frozen_windows before the newest stored one (detectors), or
+    predict_history_windows when predicted alerts are on (their series)."""
     table = f"{warehouse.database}.{ANOMALIES_TABLE}"
     newest = warehouse.query(
         f"SELECT toUnixTimestamp64Nano(max(Timestamp)) AS ts, count() AS n FROM {table} "
         "WHERE WindowSeconds = {w:UInt32}", {"w": config.window_s})
     if not newest or not int(newest[0]["n"]):
         return []
-    since = int(newest[0]["ts"]) - (config.history_windows + config.max_frozen_windows) * config.window_ns
+    windows = config.history_windows + config.max_frozen_windows
+    if config.predict:
+        windows = max(windows, config.predict_history_windows)
+    since = int(newest[0]["ts"]) - windows * config.window_ns
     rows = warehouse.query(
         f"SELECT {_RESTORE_COLUMNS} FROM {table} FINAL WHERE WindowSeconds = {{w:UInt32}} "
         "AND Timestamp > fromUnixTimestamp64Nano({since:Int64}) "
@@ -43,11 +48,11 @@ def recent_windows(warehouse: Warehouse, config: ScoreConfig) -> list[dict[str, 
 
 
 def open_alerts(warehouse: Warehouse) -> list[Alert]:
-    """Anomaly alerts whose latest message is "firing" (a resolved one wins a tie)."""
+    """Anomaly and predicted alerts whose latest message is "firing" (a resolved one wins a tie)."""
     rows = warehouse.query(
         "SELECT argMax(Payload, (UpdatedAt, Status = 'resolved')) AS payload, "
         "argMax(Status, (UpdatedAt, Status = 'resolved')) AS status "
-        f"FROM {warehouse.database}.{ALERTS_TABLE} FINAL WHERE Predicted = 0 "
+        f"FROM {warehouse.database}.{ALERTS_TABLE} FINAL "
         "GROUP BY Fingerprint HAVING status = 'firing'")
     alerts = []
     for row in rows:
@@ -62,6 +67,3 @@ def load_state(warehouse: Warehouse, config: ScoreConfig) -> tuple[list[dict[str
     """Recent windows and open alerts. Blocking: call it off the loop. Raises WarehouseError."""
     return recent_windows(warehouse, config), open_alerts(warehouse)
 
-
-def alert_rows(alerts: list[Alert]) -> list[Mapping[str, Any]]:
-    return [a.to_row() for a in alerts]

@@ -12,7 +12,7 @@ everywhere below, so a throughput anomaly is explained by an anomalous caller.""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import networkx as nx
 

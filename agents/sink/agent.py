@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-import faust
-
-from agents.deadletter import send_dead_letter
-from agents.metrics import WorkerMetrics
+from agents.deadletter import Kind, SourceRecord
 from agents.sink.config import SinkConfig
-from agents.sink.logic import BatchId, insert_with_retry
-from core.errors import DecodeError, WarehouseError
-from core.settings import Settings
-from schemas.enriched import decode_enriched, merge_tables
-from sinks.warehouse import Warehouse
+from agents.sink.logic import by_partition, chunk_by_rows
+from agents.stage import StageDeps
+from core.errors import DecodeError, RowsRefusedError, WarehouseError
+from core.types import Signal
+from schemas.enriched import EnrichedRecord, decode_enriched, merge_tables
+from sinks.batches import BatchId, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -25,76 +24,88 @@ class SinkStage:
     Faust's ``take()`` acknowledges a batch in a ``finally`` even when handling it raised,
     which would commit the offsets of rows that never reached ClickHouse. ``noack_take()``
     leaves acknowledgement to us: records are acknowledged only after their insert
-    returned, and a batch is retried (same rows, same dedup token) until it lands."""
+    returned, and an insert is retried (same rows, same dedup token) while ClickHouse is
+    unavailable. A record ClickHouse refuses, or that is not an enriched record, is
+    dead-lettered with the reason, and the records around it are stored."""
 
-    def __init__(self, app: faust.App, settings: Settings, warehouse: Warehouse, config: SinkConfig,
-                 metrics: WorkerMetrics) -> None:
-        self.app, self.warehouse, self.config, self.metrics = app, warehouse, config.check(), metrics
-        raw = dict(key_serializer="raw", value_serializer="raw")
-        self.deadletter = app.topic(settings.topics.deadletter, **raw)
-        self.agent_names = []
-        topics = settings.topics
-        for signal, source in (("spans", topics.enriched_spans), ("logs", topics.enriched_logs),
-                               ("metrics", topics.enriched_metrics)):
+    def __init__(self, config: SinkConfig, deps: StageDeps) -> None:
+        self.config, self.deps = config, deps
+        topics = deps.topics
+        self.agent_names: list[str] = []
+        sources: tuple[tuple[Signal, str], ...] = (
+            ("traces", topics.enriched_spans), ("logs", topics.enriched_logs), ("metrics", topics.enriched_metrics))
+        for signal, source in sources:
             name = f"sink-{signal}"
-            app.agent(app.topic(source, **raw), name=name)(self._loop(signal))
+            deps.app.agent(deps.topic(source), name=name)(self._loop(signal))
             self.agent_names.append(name)
 
-    async def _dead_letter(self, event: Any, reason: str) -> None:
-        delivery = await send_dead_letter(self.deadletter, event.message, "sink", reason)
-        await delivery
-        self.metrics.deadletters.labels(event.message.topic, "sink").inc()
+    async def _set_aside(self, event: Any, kind: Kind, reason: str) -> None:
+        await self.deps.deadletters.write(SourceRecord.of(event.message), "sink", kind, reason)
 
-    async def _write_partition(self, signal: str, stream: Any, events: list[Any]) -> None:
-        first, last = events[0].message, events[-1].message
+    async def _insert(self, signal: Signal, records: list[tuple[Any, EnrichedRecord]]) -> None:
+        """Insert one run of records as one batch, retried while ClickHouse is unavailable."""
+        first, last = records[0][0].message, records[-1][0].message
         batch = BatchId(first.topic, first.partition, first.offset, last.offset)
-        parts, good = [], []
-        for event in events:
-            try:
-                parts.append(decode_enriched(event.value))
-                good.append(event)
-            except DecodeError as exc:
-                await self._dead_letter(event, str(exc))
-        tables = merge_tables(parts)
-        rows = sum(len(r) for r in tables.values())
+        metrics = self.deps.metrics
         started = time.perf_counter()
-        try:
-            await insert_with_retry(self.warehouse, tables, batch, self.config, lambda: self.app.should_stop,
-                                    lambda exc: self.metrics.insert_retries.labels(signal).inc())
-        except WarehouseError as exc:
-            if exc.retriable:
-                raise
-            await self._write_one_by_one(signal, good, exc)
-        else:
-            self.metrics.insert_seconds.labels(signal).observe(time.perf_counter() - started)
-            self.metrics.batch_rows.labels(signal).observe(rows)
-        for event in events:
-            await stream.ack(event)
+        rows = await write_tables(self.deps.warehouse, merge_tables([r.tables for _, r in records]), batch,
+                                  self.config.retry, lambda: self.deps.app.should_stop,
+                                  lambda exc: metrics.insert_retries.labels(signal).inc())
+        metrics.insert_seconds.labels(signal).observe(time.perf_counter() - started)
+        metrics.batch_rows.labels(signal).observe(rows)
 
-    async def _write_one_by_one(self, signal: str, events: list[Any], first_error: Exception) -> None:
-        """A batch ClickHouse refuses as data: find the record that poisons it."""
-        log.warning("batch refused; inserting record by record", extra={"signal": signal, "error": str(first_error)})
+    async def _write_partition(self, signal: Signal, stream: Any, events: list[Any]) -> None:
+        decoded = []
         for event in events:
-            m = event.message
             try:
-                await insert_with_retry(self.warehouse, decode_enriched(event.value),
-                                        BatchId(m.topic, m.partition, m.offset, m.offset), self.config,
-                                        lambda: self.app.should_stop)
+                decoded.append((event, decode_enriched(event.value)))
+            except DecodeError as exc:
+                await self._set_aside(event, "undecodable", str(exc))
+        for chunk in chunk_by_rows(decoded, self.config.batch_max_rows):
+            try:
+                await self._insert(signal, chunk)
             except WarehouseError as exc:
                 if exc.retriable:
                     raise
-                await self._dead_letter(event, f"ClickHouse refused the rows: {exc}")
+                await self._write_one_by_one(signal, chunk, exc)
+            except Exception as exc:  # noqa: BLE001 - a bug in one batch must not stall the partition
+                log.exception("insert failed", extra={"topic": chunk[0][0].message.topic,
+                                                      "partition": chunk[0][0].message.partition,
+                                                      "offset": chunk[0][0].message.offset})
+                await self._write_one_by_one(signal, chunk, exc)
+        for event in events:
+            await stream.ack(event)
 
-    def _loop(self, signal: str) -> Any:
+    async def _write_one_by_one(self, signal: Signal, records: list[tuple[Any, EnrichedRecord]],
+                                first_error: Exception) -> None:
+        """A batch ClickHouse refuses as data: store every record it can, set aside the others."""
+        log.warning("batch refused; inserting record by record", extra={"signal": signal, "error": str(first_error)})
+        for item in records:
+            try:
+                await self._insert(signal, [item])
+            except WarehouseError as exc:
+                if exc.retriable:
+                    raise
+                kind: Kind = "refused" if isinstance(exc, RowsRefusedError) else "failed"
+                await self._set_aside(item[0], kind, f"ClickHouse refused the rows: {exc}")
+            except Exception as exc:  # noqa: BLE001 - this record alone fails: set it aside, go on
+                await self._set_aside(item[0], "failed", f"insert failed: {exc!r}")
+
+    def _loop(self, signal: Signal) -> Callable[[Any], Any]:
         stage = self
 
         async def sink(stream: Any) -> None:
-            async for events in stream.noack_take(stage.config.batch_max_records, within=stage.config.batch_max_age_s):
-                by_partition: dict[tuple[str, int], list[Any]] = {}
-                for event in events:
-                    by_partition.setdefault((event.message.topic, event.message.partition), []).append(event)
-                for group in by_partition.values():
+            config = stage.config
+            async for events in stream.noack_take(config.batch_max_records, within=config.batch_max_age_s):
+                for group in by_partition(events).values():
                     await stage._write_partition(signal, stream, group)
 
         sink.__name__ = f"sink_{signal}"
         return sink
+
+
+def build(config: SinkConfig, deps: StageDeps) -> SinkStage:
+    """The sink stage on ``deps.app``; its config is checked before any record flows.
+
+    Raises ConfigError naming the field that cannot work."""
+    return SinkStage(config.check(), deps)

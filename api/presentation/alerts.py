@@ -1,7 +1,7 @@
 """Anomaly windows, alerts, service health, trends and insights as API JSON (pure)."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import orjson
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from api.params import Page, TimeRange
 from api.queries.scope import ERROR_STATUS, TENANT_COLUMN, QueryScope, time_filter
 from core.types import Row
-from schemas.alerts import ALERTS_TABLE, ANOMALIES_TABLE
+from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE, TRACES_TABLE
 from sinks.warehouse import Warehouse
 
 # The latest message of an alert (one incident of one fingerprint): a resolved one wins a tie.
@@ -103,7 +103,7 @@ async def service_buckets(warehouse: Warehouse, scope: QueryScope, time: TimeRan
            f"quantile(0.95)(Duration) AS p95_ns, argMax(CorrelationId, Duration) AS slow_cid, "
            f"argMax(TraceId, Duration) AS slow_trace, anyIf(CorrelationId, {ERROR_STATUS}) AS error_cid, "
            f"anyIf(TraceId, {ERROR_STATUS}) AS error_trace "
-           f"FROM {scope.table('otel_traces')} FINAL WHERE {where} "
+           f"FROM {scope.table(TRACES_TABLE)} FINAL WHERE {where} "
            f"GROUP BY service, bucket_ns ORDER BY service, bucket_ns LIMIT {{limit:UInt32}}")
     params = scope.params(start_ns=time.start_ns, end_ns=time.end_ns, step_ns=step_s * 1_000_000_000,
                           service=service, operation=operation, limit=limit)

@@ -22,6 +22,13 @@ from api.queries.scope import (
     trace_id_list,
 )
 from core.types import Row
+from schemas.tables import (
+    CORRELATION_INDEX_TABLE,
+    EXEMPLARS_TABLE,
+    LOGS_TABLE,
+    TRACE_LINKS_TABLE,
+    TRACES_TABLE,
+)
 from sinks.warehouse import Warehouse
 
 
@@ -48,16 +55,16 @@ class CorrelationRows:
 def _resolve_sql(scope: QueryScope) -> str:
     return (
         f"SELECT DISTINCT TraceId FROM ("
-        f"SELECT TraceId FROM {scope.table('ollystack_trace_links')} WHERE CorrelationId = {{cid:String}}"
+        f"SELECT TraceId FROM {scope.table(TRACE_LINKS_TABLE)} WHERE CorrelationId = {{cid:String}}"
         f"{scope.tenant_filter(TENANT_COLUMN)} "
-        f"UNION ALL SELECT arrayJoin(TraceIds) AS TraceId FROM {scope.table('ollystack_correlation_index')} "
+        f"UNION ALL SELECT arrayJoin(TraceIds) AS TraceId FROM {scope.table(CORRELATION_INDEX_TABLE)} "
         f"WHERE CorrelationId = {{cid:String}}) WHERE TraceId != '' ORDER BY TraceId LIMIT {{max_traces:UInt32}}"
     )
 
 
 def _spans_sql(scope: QueryScope) -> str:
     return (
-        f"SELECT {SPAN_COLUMNS} FROM {scope.table('otel_traces')} FINAL "
+        f"SELECT {SPAN_COLUMNS} FROM {scope.table(TRACES_TABLE)} FINAL "
         f"PREWHERE TraceId IN {TRACE_ID_SET} WHERE 1 = 1{scope.tenant_filter()} "
         f"ORDER BY Timestamp, SpanId LIMIT {{max_rows:UInt32}} {BY_TRACE_SETTINGS}"
     )
@@ -68,7 +75,7 @@ def _logs_sql(scope: QueryScope) -> str:
     # under FINAL is safe here as for spans: versions of one record share TraceId (sort key)
     # and, being replays of one record, its CorrelationId. Measured 2x faster at 200k logs.
     return (
-        f"SELECT {LOG_COLUMNS} FROM {scope.table('otel_logs')} FINAL "
+        f"SELECT {LOG_COLUMNS} FROM {scope.table(LOGS_TABLE)} FINAL "
         f"WHERE (TraceId IN {TRACE_ID_SET} OR (TraceId = '' AND CorrelationId = {{cid:String}}))"
         f"{scope.tenant_filter()} ORDER BY Timestamp LIMIT {{max_rows:UInt32}} {BY_TRACE_SETTINGS}"
     )
@@ -80,7 +87,7 @@ def _exemplars_sql(scope: QueryScope) -> str:
     # trace's spans may have been sampled away).
     by_id = "" if scope.tenant is not None else " OR CorrelationId = {cid:String}"
     return (
-        f"SELECT {EXEMPLAR_COLUMNS} FROM {scope.table('metric_exemplars')} FINAL "
+        f"SELECT {EXEMPLAR_COLUMNS} FROM {scope.table(EXEMPLARS_TABLE)} FINAL "
         f"WHERE (TraceId IN {TRACE_ID_SET}{by_id}) ORDER BY Timestamp LIMIT {{max_rows:UInt32}}"
     )
 
@@ -136,7 +143,7 @@ async def best_links(warehouse: Warehouse, scope: QueryScope, trace_ids: list[st
         return {}
     sql = (
         f"SELECT TraceId, argMin(CorrelationId, (Priority, FirstSeen)) AS cid "
-        f"FROM {scope.table('ollystack_trace_links')} WHERE TraceId IN {TRACE_ID_SET}{scope.tenant_filter(TENANT_COLUMN)} "
+        f"FROM {scope.table(TRACE_LINKS_TABLE)} WHERE TraceId IN {TRACE_ID_SET}{scope.tenant_filter(TENANT_COLUMN)} "
         f"GROUP BY TraceId"
     )
     rows = await _query(warehouse, sql, scope.params(trace_ids=trace_id_list(sorted(set(trace_ids)))))

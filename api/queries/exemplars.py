@@ -8,6 +8,7 @@ from api.queries.columns import EXEMPLAR_COLUMNS
 from api.queries.scope import BY_TRACE_SETTINGS, QueryScope, time_filter
 from core.tenancy import TENANT_ATTRIBUTE
 from core.types import Row
+from schemas.tables import EXEMPLARS_TABLE, TRACES_TABLE
 from sinks.warehouse import Warehouse
 
 # Exemplars carry no resource attributes; with a tenant an exemplar is shown when its trace
@@ -19,7 +20,7 @@ def _tenant_traces(scope: QueryScope) -> str:
     if scope.tenant is None:
         return ""
     return (
-        f" AND TraceId IN (SELECT TraceId FROM {scope.table('otel_traces')} "
+        f" AND TraceId IN (SELECT TraceId FROM {scope.table(TRACES_TABLE)} "
         f"WHERE ResourceAttributes['{TENANT_ATTRIBUTE}'] = {{tenant:String}} "
         f"AND Timestamp >= fromUnixTimestamp64Nano({{slack_start_ns:Int64}}) "
         f"AND Timestamp < fromUnixTimestamp64Nano({{slack_end_ns:Int64}}))"
@@ -39,7 +40,7 @@ async def metric_exemplars(warehouse: Warehouse, scope: QueryScope, metric_name:
         where += " AND ServiceName = {service:String}"
         params["service"] = service
     sql = (
-        f"SELECT {EXEMPLAR_COLUMNS} FROM {scope.table('metric_exemplars')} FINAL "
+        f"SELECT {EXEMPLAR_COLUMNS} FROM {scope.table(EXEMPLARS_TABLE)} FINAL "
         f"WHERE MetricName = {{metric:String}}{where} "
         f"ORDER BY Timestamp DESC, TraceId, SpanId LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}"
     )
@@ -52,7 +53,7 @@ async def exemplar_own_ids(warehouse: Warehouse, scope: QueryScope, trace_id: st
     if scope.tenant is not None:
         return []
     sql = (
-        f"SELECT CorrelationId FROM {scope.table('metric_exemplars')} FINAL "
+        f"SELECT CorrelationId FROM {scope.table(EXEMPLARS_TABLE)} FINAL "
         f"WHERE TraceId = {{trace_id:String}} AND CorrelationId != '' "
         f"GROUP BY CorrelationId ORDER BY min(Timestamp) LIMIT 10 {BY_TRACE_SETTINGS}"
     )

@@ -9,6 +9,7 @@ from api.params import Page, TimeRange
 from api.queries.columns import LOG_COLUMNS
 from api.queries.scope import TRACE_ID_SET, QueryScope, time_filter, trace_id_list
 from core.types import Row
+from schemas.tables import LOGS_TABLE
 from sinks.warehouse import Warehouse
 
 # severity parameter -> the lowest SeverityNumber of that level, and the SeverityText
@@ -67,7 +68,7 @@ async def search_logs(warehouse: Warehouse, scope: QueryScope, flt: LogFilter, p
     where, params = _where(scope, flt)
     direction = "DESC" if flt.order == "desc" else "ASC"
     sql = (
-        f"SELECT {LOG_COLUMNS} FROM {scope.table('otel_logs')} FINAL WHERE {where} "
+        f"SELECT {LOG_COLUMNS} FROM {scope.table(LOGS_TABLE)} FINAL WHERE {where} "
         f"ORDER BY Timestamp {direction}, TraceId, SpanId LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}"
     )
     params.update(limit=page.limit + 1, offset=page.offset)

@@ -1,8 +1,9 @@
 """What a query may see: the database's tables and, with auth on, one tenant's rows."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from core.tenancy import TENANT_ATTRIBUTE
 from sinks.warehouse import check_identifier

@@ -6,6 +6,7 @@ import asyncio
 from api.params import TimeRange
 from api.queries.scope import ERROR_STATUS, QueryScope, time_filter
 from core.types import Row
+from schemas.tables import TRACES_TABLE
 from sinks.warehouse import Warehouse
 
 # A request is a span that enters a service: a root, or a server or consumer span.
@@ -21,7 +22,7 @@ async def service_stats(warehouse: Warehouse, scope: QueryScope, time: TimeRange
         f"countIf(failed) AS error_spans, "
         f"if(countIf(entry) = 0, [], quantilesIf(0.5, 0.95, 0.99)(Duration, entry)) AS quantiles_ns "
         f"FROM (SELECT toString(ServiceName) AS service, Duration, {ERROR_STATUS} AS failed, "
-        f"{ENTRY_SPAN} AS entry FROM {scope.table('otel_traces')} FINAL "
+        f"{ENTRY_SPAN} AS entry FROM {scope.table(TRACES_TABLE)} FINAL "
         f"WHERE 1 = 1{time_filter()}{scope.tenant_filter()}) "
         f"GROUP BY service ORDER BY requests DESC, spans DESC, service LIMIT {{limit:UInt32}}"
     )
@@ -33,7 +34,7 @@ async def service_edges(warehouse: Warehouse, scope: QueryScope, time: TimeRange
     """Calls between services over ``time``: a child span whose parent span is in another
     service. Per (caller, callee): calls, errors (failed child spans) and the p50/p95/p99
     of the child spans' durations in ns."""
-    table = scope.table("otel_traces")
+    table = scope.table(TRACES_TABLE)
     sql = (
         f"SELECT p.service AS caller, c.service AS callee, count() AS calls, countIf(c.failed) AS errors, "
         f"quantiles(0.5, 0.95, 0.99)(c.Duration) AS quantiles_ns "

@@ -16,6 +16,7 @@ from api.queries.scope import (
     trace_id_list,
 )
 from core.types import Row
+from schemas.tables import LOGS_TABLE, TRACES_TABLE
 from sinks.warehouse import Warehouse
 
 # status parameter -> the StatusCode spellings stored for it (old exporters wrote STATUS_CODE_*)
@@ -41,7 +42,7 @@ class TraceFilter:
 async def trace_spans(warehouse: Warehouse, scope: QueryScope, trace_id: str, max_spans: int) -> list[Row]:
     """The spans of one trace in time order (at most ``max_spans``)."""
     sql = (
-        f"SELECT {SPAN_COLUMNS} FROM {scope.table('otel_traces')} FINAL "
+        f"SELECT {SPAN_COLUMNS} FROM {scope.table(TRACES_TABLE)} FINAL "
         f"PREWHERE TraceId = {{trace_id:String}} WHERE 1 = 1{scope.tenant_filter()} "
         f"ORDER BY Timestamp, SpanId LIMIT {{max_rows:UInt32}} {BY_TRACE_SETTINGS}"
     )
@@ -53,7 +54,7 @@ async def trace_own_ids(warehouse: Warehouse, scope: QueryScope, trace_id: str) 
     """Non-empty CorrelationIds stored on the trace's spans and logs visible in ``scope``,
     earliest first (spans before logs at equal times)."""
     parts = []
-    for table in ("otel_traces", "otel_logs"):
+    for table in (TRACES_TABLE, LOGS_TABLE):
         parts.append(
             f"SELECT CorrelationId, min(Timestamp) AS first FROM {scope.table(table)} FINAL "
             f"PREWHERE TraceId = {{trace_id:String}} WHERE CorrelationId != ''{scope.tenant_filter()} "
@@ -83,7 +84,7 @@ def _search_sql(scope: QueryScope, flt: TraceFilter) -> tuple[str, dict[str, Any
         where += " AND Duration <= {max_duration_ns:UInt64}"
         params["max_duration_ns"] = flt.max_duration_ns
     sql = (
-        f"SELECT TraceId, min(Timestamp) AS first FROM {scope.table('otel_traces')} FINAL "
+        f"SELECT TraceId, min(Timestamp) AS first FROM {scope.table(TRACES_TABLE)} FINAL "
         f"WHERE TraceId != ''{where} GROUP BY TraceId ORDER BY first DESC, TraceId "
         f"LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}"
     )
@@ -101,7 +102,7 @@ def _summary_sql(scope: QueryScope) -> str:
         f"if(countIf({root}) > 0, argMinIf(toString(SpanName), Timestamp, {root}), "
         f"argMin(toString(SpanName), Timestamp)) AS root_operation, "
         f"argMinIf(CorrelationId, Timestamp, CorrelationId != '') AS own_correlation_id "
-        f"FROM {scope.table('otel_traces')} FINAL PREWHERE TraceId IN {TRACE_ID_SET} "
+        f"FROM {scope.table(TRACES_TABLE)} FINAL PREWHERE TraceId IN {TRACE_ID_SET} "
         f"WHERE 1 = 1{scope.tenant_filter()} GROUP BY TraceId {BY_TRACE_SETTINGS}"
     )
 

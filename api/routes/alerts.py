@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 from collections import defaultdict
-from typing import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -165,7 +165,9 @@ async def stream_alerts(request: Request) -> Response:
         since_ms = await warehouse_now_ms(rt.warehouse)
 
     async def events() -> AsyncIterator[str]:
-        cursor, seen, sent, idle_s = since_ms, set(), 0, 0.0  # type: int, set[tuple[Any, ...]], int, float
+        cursor: int = since_ms
+        seen: set[tuple[Any, ...]] = set()
+        sent, idle_s = 0, 0.0
         yield "retry: 3000\n\n"
         while True:
             rows = await alerts_inserted_since(rt.warehouse, scope, cursor, service, STREAM_BATCH)
@@ -216,7 +218,7 @@ async def detect(request: Request) -> Response:
     rows = await service_buckets(rt.warehouse, rt.scope(request), time, window_s, service, operation,
                                  MAX_WINDOWS + 1)
     by_window = {int(r["bucket_ns"]) // step_ns: r for r in rows}
-    config = dataclasses.replace(_config(request), window_s=window_s).check()
+    config = _config(request).replace(window_s=window_s)
     detector = RobustDetector(config)
     tracker = AlertTracker(AlertPolicy(config.threshold, config.critical_threshold, config.fire_windows,
                                        config.resolve_windows, _api_url(request)))

@@ -12,9 +12,15 @@ from api.openapi import openapi_document
 from api.responses import JsonResponse
 from api.runtime import runtime
 from core.errors import WarehouseError
+from schemas.tables import (
+    CORRELATION_INDEX_TABLE,
+    EXEMPLARS_TABLE,
+    LOGS_TABLE,
+    TRACE_LINKS_TABLE,
+    TRACES_TABLE,
+)
 
-REQUIRED_TABLES = ("otel_traces", "otel_logs", "ollystack_trace_links", "ollystack_correlation_index",
-                   "metric_exemplars")
+REQUIRED_TABLES = (TRACES_TABLE, LOGS_TABLE, TRACE_LINKS_TABLE, CORRELATION_INDEX_TABLE, EXEMPLARS_TABLE)
 
 
 async def healthz(request: Request) -> Response:

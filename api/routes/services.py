@@ -1,7 +1,8 @@
 """/api/v1/services and /api/v1/service-map: request statistics and calls between services."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response

@@ -1,8 +1,9 @@
 """The gateway's frozen config, derived from the root Settings and checked at build."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
+from core.credentials import IngestToken
 from core.errors import ConfigError
 from core.settings import Compression, Settings
 
@@ -25,8 +26,8 @@ class GatewayConfig(BaseModel):
     ack_timeout_s: float
     # The retry hint sent with UNAVAILABLE / 503 and RESOURCE_EXHAUSTED / 429.
     retry_after_s: float = 1.0
-    # repr=False: tokens are secrets and must not show up in logs or tracebacks.
-    auth_tokens: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Secrets: their repr and dumps show '**********'.
+    auth_tokens: tuple[IngestToken, ...] = ()
     spans_topic: str
     logs_topic: str
     metrics_topic: str
@@ -43,7 +44,7 @@ class GatewayConfig(BaseModel):
             bootstrap=bootstrap, host=settings.host,
             grpc_port=otlp.grpc_port, http_port=otlp.http_port,
             max_request_bytes=otlp.max_request_bytes, max_inflight_bytes=otlp.max_inflight_bytes,
-            ack_timeout_s=otlp.ack_timeout_s, auth_tokens=dict(otlp.auth_tokens),
+            ack_timeout_s=otlp.ack_timeout_s, auth_tokens=otlp.auth_tokens,
             spans_topic=topics.spans, logs_topic=topics.logs, metrics_topic=topics.metrics,
             client_id=kafka.client_id, compression=kafka.compression,
             produce_timeout_s=kafka.produce_timeout_s, max_message_bytes=kafka.max_message_bytes,
@@ -69,8 +70,5 @@ class GatewayConfig(BaseModel):
             raise ConfigError(f"kafka.max_message_bytes: must be >= {MIN_MESSAGE_BYTES}")
         if self.grpc_port and self.grpc_port == self.http_port:
             raise ConfigError(f"otlp.grpc_port: equals otlp.http_port ({self.grpc_port})")
-        for token, tenant in self.auth_tokens.items():
-            if not token.strip() or not tenant.strip():
-                raise ConfigError("otlp.auth_tokens: tokens and tenants must not be empty")
         if self.retry_after_s <= 0:
             raise ConfigError("retry_after_s: must be > 0")

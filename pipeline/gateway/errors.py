@@ -67,9 +67,3 @@ class KafkaUnavailableError(GatewayError):
     http_status = 503
 
 
-class DrainingError(KafkaUnavailableError):
-    """The gateway is shutting down and takes no new requests; another instance will."""
-
-
-class ListenError(OllyStackError):
-    """A gateway port cannot be bound (in use, or not allowed)."""

@@ -12,11 +12,12 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from core.errors import ListenError
+from core.types import Signal
 from pipeline.gateway.auth import Authenticator
 from pipeline.gateway.config import GatewayConfig
-from pipeline.gateway.errors import GatewayError, ListenError
+from pipeline.gateway.errors import GatewayError
 from pipeline.gateway.handler import ExportHandler, decode_request
-from pipeline.gateway.logic import Signal
 
 log = logging.getLogger(__name__)
 RESPONSE_MAX_BYTES = 4 * 1024 * 1024  # the OTLP spec's recommended response cap

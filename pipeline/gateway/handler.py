@@ -10,11 +10,11 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metr
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 
 from core.errors import DecodeError
+from core.types import Signal
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.errors import GatewayError, InvalidRequestError
 from pipeline.gateway.logic import (
     SHAPES,
-    Signal,
     SplitResult,
     apply_tenant,
     count_items,

@@ -5,12 +5,10 @@ import asyncio
 import contextlib
 import logging
 import math
-import socket
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 
-import uvicorn
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from starlette.applications import Starlette
@@ -19,17 +17,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from core.http_server import EmbeddedServer
+from core.types import Signal
 from pipeline.gateway.auth import Authenticator
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.errors import (
     GatewayError,
     InvalidRequestError,
-    ListenError,
     RequestTooLargeError,
     UnsupportedMediaTypeError,
 )
 from pipeline.gateway.handler import Encoding, ExportHandler, decode_request
-from pipeline.gateway.logic import Signal
 from schemas.otlp_json import to_otlp_json
 
 log = logging.getLogger(__name__)
@@ -39,10 +37,11 @@ _MEDIA_TYPES: dict[str, Encoding] = {
     "application/json": "json",
 }
 _CONTENT_TYPES: dict[Encoding, str] = {"protobuf": "application/x-protobuf", "json": "application/json"}
-# An oversize body is read to its end (and dropped) so the client sees the 413 instead of a
-# reset connection; past this much the connection is cut instead.
-_DRAIN_MAX_BYTES = 64 * 1024 * 1024
-_START_TIMEOUT_S = 10.0
+# An oversize body is read to its end and dropped, so the client has sent all of it and
+# reads the 413: HTTP/1.1 clients (the SDKs' requests, urllib3) send the whole body before
+# reading any answer, and a connection closed with unread data is reset, which they retry.
+# Past this long the connection is cut instead; the memory held stays one chunk.
+_DRAIN_MAX_S = 60.0
 
 
 def _encoding_of(content_type: str) -> Encoding | None:
@@ -63,6 +62,10 @@ def error_response(exc: GatewayError, encoding: Encoding) -> Response:
         status.details.add().Pack(error_details_pb2.RetryInfo(
             retry_delay={"seconds": math.ceil(exc.retry_after_s)}))
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    if isinstance(exc, RequestTooLargeError):
+        # The same connection must not carry the client's next request: what it sent may
+        # not all have been read.
+        headers["Connection"] = "close"
     return encode_message(status, encoding, exc.http_status, headers)
 
 
@@ -82,30 +85,30 @@ def decompress(body: bytes, content_encoding: str, limit_bytes: int) -> bytes:
         raise RequestTooLargeError(f"the decompressed body is larger than {limit_bytes} bytes")
     if not inflater.eof:
         raise InvalidRequestError(f"the {name} body is truncated")
+    if inflater.unused_data:
+        raise InvalidRequestError(f"the {name} body has {len(inflater.unused_data)} bytes after its end")
     return out
 
 
 async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The raw body; RequestTooLargeError when it is over ``limit_bytes``."""
+    """The raw body; RequestTooLargeError when it is over ``limit_bytes`` (after reading and
+    dropping the rest of it, for at most _DRAIN_MAX_S)."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    async for chunk in stream:
         size += len(chunk)
-        if size <= limit_bytes:
-            chunks.append(chunk)
-        elif size > _DRAIN_MAX_BYTES:
+        if size > limit_bytes:
             break
-    if size > limit_bytes:
-        raise RequestTooLargeError(f"the request body is larger than {limit_bytes} bytes")
-    return b"".join(chunks)
-
-
-class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn inside a running loop: whoever owns the process handles signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+        chunks.append(chunk)
+    if size <= limit_bytes:
+        return b"".join(chunks)
+    chunks.clear()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_DRAIN_MAX_S):
+            async for _ in stream:
+                pass
+    raise RequestTooLargeError(f"the request body is larger than {limit_bytes} bytes")
 
 
 class HttpServer:
@@ -117,10 +120,9 @@ class HttpServer:
         self._handler = handler
         self._auth = auth
         self._healthy = healthy
-        self._server: _EmbeddedUvicorn | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.port = 0
         self.app = self._create_app()
+        self._server: EmbeddedServer | None = None
+        self.port = 0
 
     def _create_app(self) -> Starlette:
         routes = [Route(path, partial(self._export, signal), methods=["POST"])
@@ -166,45 +168,15 @@ class HttpServer:
 
     async def start(self, grace_s: float) -> int:
         """Listen and serve in this loop; return the bound port. Raises ListenError."""
-        sock = _bind(self._config.host, self._config.http_port)
-        config = uvicorn.Config(self.app, log_config=None, log_level="warning", lifespan="off",
-                                access_log=False, server_header=False,
-                                timeout_graceful_shutdown=max(1, math.ceil(grace_s)))
-        server = _EmbeddedUvicorn(config)
-        self._server, self.port = server, sock.getsockname()[1]
-        self._task = asyncio.create_task(server.serve(sockets=[sock]), name="ollystack-otlp-http")
-        deadline = asyncio.get_running_loop().time() + _START_TIMEOUT_S
-        while not server.started:
-            if self._task.done():
-                failure = None if self._task.cancelled() else self._task.exception()
-                self._server = self._task = None
-                raise ListenError(f"otlp.http_port: uvicorn failed on port {self.port}: {failure!r}")
-            if asyncio.get_running_loop().time() > deadline:
-                await self.stop()
-                raise ListenError(f"otlp.http_port: uvicorn did not start on port {self.port}")
-            await asyncio.sleep(0.01)
+        self._server = EmbeddedServer(self.app, self._config.host, self._config.http_port, "otlp.http_port",
+                                      grace_s=grace_s)
+        self.port = await self._server.start()
         return self.port
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish (up to the grace given to start)."""
-        server, task, self._server, self._task = self._server, self._task, None, None
-        if server is None or task is None:
-            return
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ListenError(f"otlp.http_port: cannot listen on {host}:{port}: {exc}") from exc
-    return sock
+        if self._server is not None:
+            await self._server.stop()
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -77,14 +77,6 @@ class Gateway:
         await self._producer.stop(self.grace_s)
         self._state = "stopped"
 
-    async def serve_until(self, stop: asyncio.Event) -> None:
-        """Start, run until ``stop`` is set (e.g. by the CLI's signal handler), then stop."""
-        await self.start()
-        try:
-            await stop.wait()
-        finally:
-            await self.stop()
-
     async def __aenter__(self) -> Gateway:
         await self.start()
         return self

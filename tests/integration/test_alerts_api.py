@@ -3,8 +3,9 @@ event stream, detection and prediction on stored spans, trends, health and insig
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import orjson
@@ -17,7 +18,7 @@ from agents.score.logic import ScoreEngine
 from api.app import create_app
 from api.routes import alerts as alert_routes
 from core.settings import Settings
-from schemas.alerts import ALERTS_TABLE, ANOMALIES_TABLE
+from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE
 from sinks.warehouse import Warehouse
 
 pytestmark = pytest.mark.asyncio

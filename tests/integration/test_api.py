@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import Any
 
 import httpx
 import orjson
@@ -13,7 +14,7 @@ from starlette.applications import Starlette
 
 from api.app import create_app
 from api.presentation.rows import iso_ns
-from core.settings import ClickHouseSettings, OtlpSettings, Settings
+from core.settings import ApiSettings, ClickHouseSettings, Settings
 from sinks.backend import open_warehouse
 from sinks.warehouse import Warehouse
 
@@ -108,8 +109,9 @@ def insert_scenario(wh: Warehouse) -> None:
 
 
 def make_app(wh: Warehouse, tokens: dict[str, str] | None = None, **kwargs: Any) -> Starlette:
-    """The app with "now" two hours after T0, and auth on when ``tokens`` are given."""
-    settings = Settings(otlp=OtlpSettings(auth_tokens=tokens or {}))
+    """The app with "now" two hours after T0, and auth on when API keys (key -> tenant[:role])
+    are given."""
+    settings = Settings(api=ApiSettings(keys=tokens or {}))
     return create_app(settings, wh, clock_ns=lambda: T0 + 2 * 3600 * 1_000_000_000, **kwargs)
 
 

@@ -8,6 +8,9 @@ from urllib.parse import quote
 import httpx
 import orjson
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from test_api import (  # the scenario of the endpoint tests (same folder)
     METRIC,
     MS,
@@ -19,11 +22,16 @@ from test_api import (  # the scenario of the endpoint tests (same folder)
     insert_scenario,
     link,
     log,
+    make_app,
     make_client,
     span,
 )
 
+from api.app import create_app
+from core.errors import ConfigError
+from core.settings import OtlpSettings, Settings
 from sinks.warehouse import Warehouse
+from tests.support.gateway import running_gateway
 
 HOSTILE = {
     "or-true": "' OR 1=1 --",
@@ -199,3 +207,41 @@ async def test_keys_are_required_when_configured(warehouse: Warehouse) -> None:
         assert (await client.get(f"/api/v1/correlate/{X}", headers={"X-API-Key": "key-acme"})).status_code == 200
         for open_path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
             assert (await client.get(open_path)).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_an_admin_key_reads_every_tenant_and_a_viewer_key_one(warehouse: Warehouse) -> None:
+    insert_scenario(warehouse)  # tenant acme
+    trace_f = insert_other_tenant(warehouse)
+    async with make_client(warehouse, {"key-acme": "acme:viewer", "key-ops": "acme:admin"}) as client:
+        viewer = await seen(client, "key-acme")
+        admin = await seen(client, "key-ops")
+    assert trace_f not in viewer["lookup_traces"] and "globex-pay" not in viewer["services"]
+    assert trace_f in admin["lookup_traces"] and {"globex-pay", "frontend"} <= set(admin["services"])
+
+
+def test_the_api_refuses_to_serve_unprotected_while_ingest_needs_tokens(warehouse: Warehouse) -> None:
+    settings = Settings(otlp=OtlpSettings(auth_tokens={"ingest-key": "acme"}))
+    with pytest.raises(ConfigError, match="api.keys"):
+        create_app(settings, warehouse)
+
+
+@pytest.mark.asyncio
+async def test_ingest_tokens_and_api_keys_each_open_only_their_own_door(
+        warehouse: Warehouse, kafka_bootstrap: str, unique: str) -> None:
+    insert_scenario(warehouse)
+    api = make_app(warehouse, {"read-key": "acme"})
+    body = ExportTraceServiceRequest().SerializeToString()
+    async with running_gateway(kafka_bootstrap, unique, auth_tokens={"ingest-key": "acme"}) as gateway, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.http_port}") as otlp, \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://api") as query:
+        async def export(key: str) -> int:
+            response = await otlp.post("/v1/traces", content=body, headers={
+                "Content-Type": "application/x-protobuf", "Authorization": f"Bearer {key}"})
+            return response.status_code
+
+        async def read(key: str) -> int:
+            return (await query.get(f"/api/v1/correlate/{X}", headers={"Authorization": f"Bearer {key}"})).status_code
+
+        assert (await export("ingest-key"), await export("read-key")) == (200, 401)
+        assert (await read("read-key"), await read("ingest-key")) == (200, 401)

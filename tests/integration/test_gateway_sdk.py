@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 from typing import Any, Literal
 
 import pytest
+from google.rpc.status_pb2 import Status as RpcStatus
 from opentelemetry import context as otel_context
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
@@ -136,3 +138,55 @@ async def test_sdk_exporters_everything_sent_is_on_the_topics(
         await _check_metrics(gateway, metrics_data)
         accepted = gateway.metrics.value("ollystack_gateway_accepted_items_total", {"signal": "traces"})
         assert accepted == len(spans)
+
+
+def big_spans(count: int, attribute_bytes: int) -> list[Any]:
+    """``count`` finished spans, each with one attribute of ``attribute_bytes`` random-ish text."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bulky"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bulk")
+    for i in range(count):
+        with tracer.start_as_current_span(f"op-{i}") as span:
+            span.set_attribute("payload", (f"{i:08x}" * (attribute_bytes // 8 + 1))[:attribute_bytes])
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+@pytest.mark.asyncio
+async def test_an_oversize_http_export_is_answered_413_and_not_retried(kafka_bootstrap: str, unique: str) -> None:
+    spans = big_spans(2, 1024 * 1024)
+    async with running_gateway(kafka_bootstrap, unique, max_request_bytes=1024 * 1024) as gateway:
+        exporter = sdk_exporters("http", False, gateway, timeout_s=60.0)[0]
+        try:
+            result = await asyncio.to_thread(exporter.export, spans)
+        finally:
+            exporter.shutdown()
+        answers = {code: gateway.metrics.value("ollystack_gateway_requests_total",
+                                               {"signal": "traces", "protocol": "http", "code": code})
+                   for code in ("RESOURCE_EXHAUSTED", "OK")}
+    assert result is SpanExportResult.FAILURE
+    # The SDK read the 413 and gave up: one request, no retries of the same payload.
+    assert answers == {"RESOURCE_EXHAUSTED": 1, "OK": 0}
+
+
+def post_whole_body(port: int, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """POST the way HTTP/1.1 clients do (urllib3, curl): the whole body, then the answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        connection.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/x-protobuf"})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.asyncio
+async def test_a_body_far_over_the_limit_is_read_to_its_end_and_answered_413(kafka_bootstrap: str,
+                                                                            unique: str) -> None:
+    # 70 MiB: over the 64 MiB the SDK itself caps a batch at, as a Collector or curl may send.
+    body = encode_spans(big_spans(70, 1024 * 1024)).SerializeToString()
+    async with running_gateway(kafka_bootstrap, unique, max_request_bytes=1024 * 1024) as gateway:
+        status, headers, answer = await asyncio.to_thread(post_whole_body, gateway.http_port, body)
+    assert (status, headers["connection"]) == (413, "close")
+    assert "larger than 1048576 bytes" in RpcStatus.FromString(answer).message

@@ -8,8 +8,9 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -23,7 +24,7 @@ from pipeline.topics import ensure_topics, topic_specs
 from pipeline.worker import Worker, build_worker
 from schemas.alerts import Alert
 from sinks.warehouse import Warehouse
-from tests.support.builders import settings_for, wait_until
+from tests.support.builders import settings_for, wait_until, with_stage
 
 pytestmark = pytest.mark.asyncio
 # Short windows so the test takes a minute; the demo's 20 flows/s give every service about
@@ -43,7 +44,7 @@ class AlertFeed:
         self.alerts: list[Alert] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> "AlertFeed":
+    async def __aenter__(self) -> AlertFeed:
         self._task = asyncio.create_task(self._read())
         return self
 
@@ -86,7 +87,7 @@ async def pipeline(kafka_bootstrap: str, unique: str, tmp_path: Path,
         update={"otlp": OtlpSettings(grpc_port=0, http_port=0)})
     await ensure_topics(kafka_bootstrap, topic_specs(settings.topics))
     gateway = build_gateway(settings, kafka_bootstrap)
-    workers = [build_worker(settings, kafka_bootstrap, warehouse, app_id=unique, score=CONFIG)]
+    workers = [build_worker(with_stage(settings, score=CONFIG), kafka_bootstrap, warehouse, app_id=unique)]
     await gateway.start()
     await workers[0].start()
     demo = Demo(gateway.grpc_port, gateway.http_port)
@@ -119,7 +120,7 @@ async def test_demo_faults_alert_on_their_service_once_and_a_restart_keeps_the_m
     # Steady traffic: the baseline, then windows scored against it; then a restart.
     await wait_until(lambda: learned(workers[0]) >= CONFIG.min_history_windows + 8, 120, "a learned baseline")
     await workers[0].stop()
-    workers.append(build_worker(settings, kafka_bootstrap, warehouse, app_id=unique, score=CONFIG))
+    workers.append(build_worker(with_stage(settings, score=CONFIG), kafka_bootstrap, warehouse, app_id=unique))
     await workers[1].start()
     await wait_until(lambda: workers[1].score and workers[1].score.restored_windows, 60, "the restored state")
     before = workers[0].score.engine  # type: ignore[union-attr]

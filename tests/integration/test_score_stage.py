@@ -4,26 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from agents.score.agent import ScoreStage
+from agents.metrics import WorkerMetrics
+from agents.score.agent import ScoreStage, build
 from agents.score.config import ScoreConfig
 from agents.score.logic import ScoreEngine
 from agents.score.state import load_state
+from agents.stage import StageDeps, faust_dead_letters
 from core.settings import Settings
 from pipeline.app import create_app
 from pipeline.topics import ensure_topics, topic_specs
 from pipeline.worker import build_worker
-from schemas.alerts import ALERTS_TABLE, ANOMALIES_TABLE, decode_alert
+from schemas.alerts import decode_alert
 from schemas.enriched import encode_enriched
+from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE
 from sinks.warehouse import Warehouse
-from tests.support.builders import T0, settings_for, span, traces_request, wait_until
+from tests.support.builders import (
+    T0,
+    settings_for,
+    span,
+    traces_request,
+    wait_until,
+    with_stage,
+)
 
 pytestmark = pytest.mark.asyncio
 CONFIG = ScoreConfig(window_s=10, lateness_s=2.0, idle_partition_s=20.0, history_windows=20, min_history_windows=8,
@@ -63,7 +74,7 @@ def records(windows: range, plan: dict[str, Shape], seed: int = 7, spans: int = 
                         "Duration": int(rng.lognormvariate(0, 0.25) * change.get("latency_ms", 40.0) * MS),
                         "StatusCode": "Error" if error else "Ok", "CorrelationId": f"req-{service}-{w}-{n}",
                         "ResourceAttributes": {"service.name": service}})
-                out.append((trace, encode_enriched("spans", rows, [])))
+                out.append((trace, encode_enriched("traces", {"otel_traces": rows})))
     return out
 
 
@@ -93,7 +104,10 @@ async def produce(kafka_bootstrap: str, settings: Settings) -> AsyncIterator[Cal
 class RunningStage:
     def __init__(self, settings: Settings, bootstrap: str, warehouse: Warehouse, app_id: str) -> None:
         self.app = create_app(settings, bootstrap, app_id)
-        self.stage = ScoreStage(self.app, settings, warehouse, CONFIG, CollectorRegistry())
+        metrics = WorkerMetrics(CollectorRegistry())
+        deps = StageDeps(self.app, settings.topics, warehouse, metrics,
+                         faust_dead_letters(self.app, settings.topics.deadletter, metrics))
+        self.stage = build(CONFIG, deps)
 
     async def __aenter__(self) -> ScoreStage:
         await self.app.start()
@@ -206,7 +220,7 @@ async def test_a_restart_keeps_the_detectors(settings: Settings, kafka_bootstrap
 
 async def test_the_stage_runs_in_the_worker_next_to_enrich_and_sink(
         settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str) -> None:
-    worker = build_worker(settings, kafka_bootstrap, warehouse, app_id=unique, score=CONFIG)
+    worker = build_worker(with_stage(settings, score=CONFIG), kafka_bootstrap, warehouse, app_id=unique)
     stage = worker.score
     assert stage is not None
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.enrich.logic import PRIORITY, TraceState
+from agents.correlation import SOURCE_PRIORITY as PRIORITY
+from agents.enrich.logic import TraceState
 from agents.enrich.state import TraceStates, stored_states
 from schemas.rows import to_columns
 from sinks.warehouse import Warehouse

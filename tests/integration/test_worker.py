@@ -3,9 +3,11 @@ insert failures, and the rows that reach ClickHouse."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
+import orjson
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -150,7 +152,7 @@ async def test_a_hostile_id_is_replaced_and_its_reason_kept(running: Worker, set
     assert stored[0]["CorrelationId"].startswith("olly-")
     attrs = stored[0]["SpanAttributes"]
     assert attrs["ollystack.correlation_id.rejected_reason"] == reason
-    assert len(attrs["ollystack.correlation_id.rejected_value"]) <= 256 * 4
+    assert len(attrs["ollystack.correlation_id.rejected_value"]) <= 256  # the correlation rule's cap
 
 
 async def test_a_poison_record_goes_to_the_dead_letter_topic_and_the_next_is_stored(
@@ -173,6 +175,72 @@ async def test_a_poison_record_goes_to_the_dead_letter_topic_and_the_next_is_sto
     assert "ExportTraceServiceRequest" in headers["ollystack.reason"]
 
 
+def enriched_span(trace: str, span_id: str, **change: Any) -> dict[str, Any]:
+    """An otel_traces row as enrich writes it, with ``change`` applied."""
+    row: dict[str, Any] = {
+        "Timestamp": T0, "TraceId": trace, "SpanId": span_id, "ParentSpanId": "", "TraceState": "", "SpanName": "op",
+        "SpanKind": "Server", "ServiceName": "svc", "ResourceAttributes": {"service.name": "svc"}, "ScopeName": "",
+        "ScopeVersion": "", "SpanAttributes": {}, "Duration": 1000, "StatusCode": "Ok", "StatusMessage": "",
+        "Events.Timestamp": [], "Events.Name": [], "Events.Attributes": [], "Links.TraceId": [], "Links.SpanId": [],
+        "Links.TraceState": [], "Links.Attributes": [], "CorrelationId": "req-1"}
+    row.update(change)
+    return {key: value for key, value in row.items() if value is not None}
+
+
+MALFORMED_ENRICHED = {
+    "not-json": b"\x00{not json",
+    "version-1": orjson.dumps({"v": 1, "signal": "spans", "rows": [1], "links": []}),
+    "rows-not-objects": orjson.dumps({"v": 2, "signal": "traces", "tables": {"otel_traces": [1, "x"]}}),
+    "tables-not-object": orjson.dumps({"v": 2, "signal": "traces", "tables": [1]}),
+    "unknown-table": orjson.dumps({"v": 2, "signal": "traces", "tables": {"system.users": [{}]}}),
+    "unknown-signal": orjson.dumps({"v": 2, "signal": "profiles", "tables": {}}),
+    "missing-column": orjson.dumps({"v": 2, "signal": "traces", "tables": {"otel_traces": [
+        enriched_span("e" * 32, "2" * 16), enriched_span("e" * 32, "3" * 16, SpanName=None)]}}),
+    "time-past-2262": orjson.dumps({"v": 2, "signal": "traces", "tables": {"otel_traces": [
+        enriched_span("e" * 32, "4" * 16, Timestamp=2**64 - 1)]}}),
+    "wrong-type": orjson.dumps({"v": 2, "signal": "traces", "tables": {"otel_traces": [
+        enriched_span("e" * 32, "5" * 16, Duration="slow")]}}),
+}
+
+
+async def test_malformed_enriched_records_are_dead_lettered_and_their_neighbours_stored(
+        running: Worker, settings: Settings, produce: Any, warehouse: Warehouse, kafka_bootstrap: str) -> None:
+    good = [orjson.dumps({"v": 2, "signal": "traces", "tables": {"otel_traces": [enriched_span(f"{i:032x}", "1" * 16)]}})
+            for i in range(1, len(MALFORMED_ENRICHED) + 2)]
+    # All on one partition (one key), each hostile record between two valid ones.
+    for value, hostile in zip(good, [*MALFORMED_ENRICHED.values(), None], strict=True):
+        await produce(settings.topics.enriched_spans, value, "k")
+        if hostile is not None:
+            await produce(settings.topics.enriched_spans, hostile, "k")
+    await wait_until(lambda: rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces")[0]["n"] == len(good),
+                     what="every valid neighbour stored")
+    dead = await read_dead_letters(kafka_bootstrap, settings.topics.deadletter, len(MALFORMED_ENRICHED))
+    by_value = {value: headers for value, headers in dead}
+    assert sorted(by_value) == sorted(MALFORMED_ENRICHED.values())  # each exactly once
+    headers = {name: by_value[value] for name, value in MALFORMED_ENRICHED.items()}
+    assert "replay its raw record" in headers["version-1"]["ollystack.reason"]
+    assert "not a list of objects" in headers["rows-not-objects"]["ollystack.reason"]
+    assert "system.users" in headers["unknown-table"]["ollystack.reason"]
+    assert {headers[name]["ollystack.kind"] for name in ("missing-column", "time-past-2262", "wrong-type")} == {
+        "refused"}
+    assert {h["ollystack.stage"] for h in headers.values()} == {"sink"}
+
+
+async def read_dead_letters(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
+    """The first ``count`` dead letters: (original value, headers)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[tuple[bytes, dict[str, str]]] = []
+    try:
+        async with asyncio.timeout(60):
+            while len(out) < count:
+                record = await consumer.getone()
+                out.append((record.value or b"", {k: v.decode() for k, v in record.headers}))
+    finally:
+        await consumer.stop()
+    return out
+
+
 async def test_insert_failures_are_retried_without_loss_or_duplicates(
         settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str, produce: Any) -> None:
     flaky = FlakyWarehouse(warehouse, failures=4)
@@ -189,5 +257,5 @@ async def test_insert_failures_are_retried_without_loss_or_duplicates(
     assert flaky.failed == 4
     assert rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces")[0]["n"] == 120
     assert rows(warehouse, "SELECT uniqExact(TraceId, SpanId) AS n FROM {db}.otel_traces")[0]["n"] == 120
-    retries = worker.metrics.registry.get_sample_value("ollystack_sink_insert_retries_total", {"signal": "spans"})
+    retries = worker.metrics.registry.get_sample_value("ollystack_sink_insert_retries_total", {"signal": "traces"})
     assert retries == 4

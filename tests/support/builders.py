@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -72,6 +73,12 @@ def settings_for(unique: str, data_dir: Path, database: str, partitions: int = 2
         "clickhouse": {"database": database},
         "sink": {"batch_max_rows": 200, "batch_max_age_s": 0.2},
     })
+
+
+def with_stage(settings: Settings, **sections: Any) -> Settings:
+    """``settings`` with whole sections replaced (e.g. score=ScoreConfig(...)): the worker
+    builds every stage config from the settings, as in production."""
+    return settings.model_copy(update=sections)
 
 
 async def wait_until(check: Callable[[], Any], deadline_s: float = 60.0, what: str = "condition") -> Any:

@@ -35,13 +35,16 @@ def test_environment_variables_map_to_nested_sections() -> None:
     assert s.data_dir == Path("/var/lib/olly")
     assert s.otlp.grpc_port == 14317 and s.api.port == 9999 and s.host == "0.0.0.0"
     assert s.topics.partitions == 12 and s.topics.spans == "my_spans"
-    assert s.otlp.auth_tokens == {"tok1": "acme", "tok2": "globex"}
+    assert [(t.token.get_secret_value(), t.tenant) for t in s.otlp.auth_tokens] == [("tok1", "acme"), ("tok2", "globex")]
 
 
 def test_secrets_are_redacted_when_printed() -> None:
-    s = load_settings(environ={"OLLYSTACK_CLICKHOUSE_URL": "clickhouse://u:hunter2@h:9000/db"})
-    assert "hunter2" not in str(s.redacted())
-    assert "hunter2" not in repr(s)
+    s = load_settings(environ={"OLLYSTACK_CLICKHOUSE_URL": "clickhouse://u:hunter2@h:9000/db",
+                               "OLLYSTACK_OTLP_AUTH_TOKENS": "ingest-hunter2=acme",
+                               "OLLYSTACK_API_KEYS": "read-hunter2=acme:admin"})
+    for shown in (str(s.redacted()), repr(s), str(s), str(s.model_dump(mode="json"))):
+        assert "hunter2" not in shown
+    assert s.redacted()["api"]["keys"] == [{"token": "**********", "tenant": "acme", "role": "admin"}]
 
 
 def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:

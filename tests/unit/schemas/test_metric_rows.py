@@ -34,11 +34,11 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from schemas.rows import (
     EXEMPLAR_COLUMNS,
-    METRIC_TABLES,
     decode_metric_exemplars,
     decode_metrics,
     exemplar_rows,
 )
+from schemas.tables import METRIC_TABLES
 
 T0 = 1_700_000_000_000_000_000
 T1 = T0 + 60_000_000_000
@@ -168,7 +168,7 @@ POINTS = [
 @pytest.mark.parametrize(("point_metric", "table", "expected"), POINTS)
 def test_each_point_type_gives_exact_row(point_metric: Metric, table: str, expected: dict[str, Any]) -> None:
     tables = decode_metrics(request(point_metric))
-    assert list(tables) == list(METRIC_TABLES.values())
+    assert list(tables) == list(METRIC_TABLES)
     assert {name: len(rows) for name, rows in tables.items() if rows} == {table: 1}
     [row] = tables[table]
     assert row == expected

@@ -33,6 +33,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from core.errors import RowsRefusedError
 from schemas.ddl import MIGRATIONS_DIR
 from schemas.rows import (
     EXEMPLAR_COLUMNS,
@@ -176,5 +177,5 @@ MISMATCHED = [
 
 @pytest.mark.parametrize(("rows", "message"), MISMATCHED)
 def test_to_columns_rejects_rows_with_other_keys(rows: list[dict[str, Any]], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(RowsRefusedError, match=message):
         to_columns(rows)

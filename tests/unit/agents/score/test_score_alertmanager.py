@@ -1,7 +1,9 @@
 """Forwarding to Alertmanager: retried while it is busy or down, given up on refusals, counted."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -9,6 +11,7 @@ from aiohttp import web
 
 from agents.score.alertmanager import AlertmanagerForwarder
 from schemas.alerts import Alert
+from sinks.retry import Backoff
 
 pytestmark = pytest.mark.asyncio
 ALERT = Alert({"alertname": "OllyStackAnomaly", "service": "checkout"}, {"summary": "slow"}, 1_763_856_000_000_000_000,
@@ -24,6 +27,14 @@ class FakeAlertmanager:
     async def post(self, request: web.Request) -> web.Response:
         self.bodies.append(await request.json())
         return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+
+
+async def until(done: Callable[[], bool], deadline_s: float = 30.0) -> None:
+    """Wait for ``done()`` with a deadline: the forwarder posts from a task of its own."""
+    end = asyncio.get_running_loop().time() + deadline_s
+    while not done():
+        assert asyncio.get_running_loop().time() < end, "the forwarder did not post in time"
+        await asyncio.sleep(0.01)
 
 
 @pytest_asyncio.fixture
@@ -46,7 +57,7 @@ async def serve() -> AsyncIterator[Any]:
 
 
 def forwarder(url: str, failures: list[int]) -> AlertmanagerForwarder:
-    return AlertmanagerForwarder(url, retries=3, timeout_s=2.0, retry_initial_s=0.01, retry_max_s=0.02,
+    return AlertmanagerForwarder(url, retries=3, timeout_s=2.0, backoff=Backoff(0.01, 0.02),
                                  on_failure=lambda: failures.append(1))
 
 
@@ -76,8 +87,7 @@ async def test_background_batches_go_in_order_and_failures_are_counted(serve: An
         fwd.submit([ALERT])
         fwd.submit([ALERT.resolve(1_763_856_060_000_000_000, 0)])
         down.submit([ALERT])
-        await fwd.drain()
-        await down.drain()
+        await until(lambda: len(fake.bodies) == 2 and failures == [1])
     finally:
         await fwd.close()
         await down.close()

@@ -1,7 +1,6 @@
 """The robust z-score detector: the score scale, which feature drives a score, warm-up, learning."""
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -67,7 +66,7 @@ def test_a_flat_baseline_does_not_make_every_wobble_an_anomaly() -> None:
 
 
 def test_anomalous_windows_are_not_learned_until_the_level_lasts() -> None:
-    config = dataclasses.replace(CONFIG, max_frozen_windows=3)
+    config = CONFIG.replace(max_frozen_windows=3)
     detector = RobustDetector(config, jittered_history(config.history_windows))
     slow = WindowFeatures(40, 1, 52.0, 400.0)
     learned = [detector.learn(slow, detector.score(slow)) for _ in range(5)]

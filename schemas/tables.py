@@ -1,0 +1,25 @@
+"""The names of every ClickHouse table OllyStack writes or reads (schemas/migrations/*.sql)."""
+from __future__ import annotations
+
+# The OpenTelemetry Collector ClickHouse exporter's tables, under its names.
+TRACES_TABLE = "otel_traces"
+TRACE_ID_TS_TABLE = "otel_traces_trace_id_ts"
+LOGS_TABLE = "otel_logs"
+# Table per Metric.data oneof field.
+METRIC_TABLE_BY_KIND: dict[str, str] = {
+    "gauge": "otel_metrics_gauge",
+    "sum": "otel_metrics_sum",
+    "histogram": "otel_metrics_histogram",
+    "exponential_histogram": "otel_metrics_exp_histogram",
+    "summary": "otel_metrics_summary",
+}
+METRIC_TABLES: tuple[str, ...] = tuple(METRIC_TABLE_BY_KIND.values())
+
+# OllyStack's own.
+EXEMPLARS_TABLE = "metric_exemplars"
+TRACE_LINKS_TABLE = "ollystack_trace_links"
+CORRELATION_INDEX_TABLE = "ollystack_correlation_index"
+SERVICE_EDGES_TABLE = "ollystack_service_edges"
+ANOMALIES_TABLE = "ollystack_anomalies"
+ALERTS_TABLE = "ollystack_alerts"
+MIGRATIONS_TABLE = "ollystack_schema_migrations"
