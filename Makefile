@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v java >/dev/null || { echo "make: Java 17+ is needed for the local Kafka broker (apt-get install openjdk-17-jre-headless), or set OLLYSTACK_KAFKA_BOOTSTRAP"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,lint]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -26,6 +26,12 @@ unit: setup
 
 integration: setup
 	$(BIN)/python -m pytest tests/integration
+
+# Style and bug rules (ruff), strict types (mypy), and no upward import or cycle (import-linter).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 
+from core.errors import ConfigError
+
 __all__ = ["OVERFLOW_VALUE", "CardinalityLimiter"]
 
 OVERFLOW_VALUE = "__overflow__"
@@ -21,14 +23,14 @@ class CardinalityLimiter:
     """
 
     def __init__(self, max_values_per_key: int, window_s: float, max_keys: int = 10_000) -> None:
-        """Raise ValueError naming the parameter when a limit is not positive."""
+        """Raise ConfigError naming the parameter when a limit is not positive."""
         if max_values_per_key <= 0:
-            raise ValueError("max_values_per_key: must be > 0")
+            raise ConfigError("max_values_per_key: must be > 0")
         # "not >" also refuses NaN.
         if not window_s > 0:
-            raise ValueError("window_s: must be > 0")
+            raise ConfigError("window_s: must be > 0")
         if max_keys <= 0:
-            raise ValueError("max_keys: must be > 0")
+            raise ConfigError("max_keys: must be > 0")
         self._max_values = max_values_per_key
         self._window_s = window_s
         self._max_keys = max_keys

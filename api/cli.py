@@ -47,7 +47,7 @@ def render_table(context: dict[str, Any]) -> str:
         cells = (item["timestamp"], item["type"], item["service"], duration, item["level"], item["description"])
         lines.append("  ".join(
             _safe(cell, width).ljust(width) if width else _safe(cell, 120)
-            for cell, (_, width) in zip(cells, _COLUMNS)).rstrip())
+            for cell, (_, width) in zip(cells, _COLUMNS, strict=True)).rstrip())
     if context["errors"]:
         lines += ["", "ERRORS"]
         for error in context["errors"]:

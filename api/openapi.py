@@ -85,7 +85,8 @@ def _paths() -> dict[str, Any]:
                             "responses": {"200": json_content(ref("Status"), "ready"),
                                           "503": json_content(ref("Status"), "not ready")}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {
-            "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "200": {"description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
     }
 
 

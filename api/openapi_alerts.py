@@ -46,9 +46,10 @@ def alert_paths() -> dict[str, Any]:
             "parameters": [P_SERVICE, P_SINCE, P_STREAM_LIMIT],
             "responses": {"200": {"description": "an event stream", "content": {"text/event-stream": {}}},
                           **error_responses()}}},
-        "/api/v1/trends": get_operation("A window feature over time per service", [P_SERVICE, P_OPERATION, P_METRIC, P_STEP,
-                                                                           *window, P_LIMIT], OBJECT),
-        "/api/v1/services/health": get_operation("Each service's latest scores and open alerts", [*window, P_LIMIT], OBJECT),
+        "/api/v1/trends": get_operation("A window feature over time per service",
+                                        [P_SERVICE, P_OPERATION, P_METRIC, P_STEP, *window, P_LIMIT], OBJECT),
+        "/api/v1/services/health": get_operation("Each service's latest scores and open alerts",
+                                                 [*window, P_LIMIT], OBJECT),
         "/api/v1/insights": get_operation("The most anomalous services and operations of a window", [*window, P_LIMIT],
                                  OBJECT),
         "/api/v1/anomalies/detect": post_operation(

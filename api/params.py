@@ -184,12 +184,15 @@ def _offset_s(zone: str | None) -> int:
     return sign * (hours * 3600 + minutes * 60)
 
 
-def time_range(params: Mapping[str, str], limits: Limits, now_ns: int, *, optional: bool = False) -> TimeRange | None:
-    """``start``/``end``: end defaults to now, start to end minus the default window.
-
-    With ``optional`` and neither given, returns None (no time bound)."""
-    if optional and "start" not in params and "end" not in params:
+def optional_time_range(params: Mapping[str, str], limits: Limits, now_ns: int) -> TimeRange | None:
+    """``time_range``, or None (no time bound) when neither ``start`` nor ``end`` is given."""
+    if "start" not in params and "end" not in params:
         return None
+    return time_range(params, limits, now_ns)
+
+
+def time_range(params: Mapping[str, str], limits: Limits, now_ns: int) -> TimeRange:
+    """``start``/``end``: end defaults to now, start to end minus the default window."""
     end = timestamp_ns(params["end"], "end") if "end" in params else now_ns
     if "start" in params:
         start = timestamp_ns(params["start"], "start")

@@ -35,7 +35,8 @@ def error_response(status: int, error: str, message: str, **extra: Any) -> JsonR
 
 
 async def param_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ParamError)
+    if not isinstance(exc, ParamError):  # registered for ParamError alone
+        raise exc
     return error_response(400, "invalid_parameter", str(exc), parameter=exc.parameter)
 
 
@@ -55,7 +56,8 @@ async def warehouse_error(request: Request, exc: Exception) -> Response:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for HTTPException alone
+        raise exc
     error = _HTTP_ERRORS.get(exc.status_code, "http_error")
     response = error_response(exc.status_code, error, str(exc.detail))
     for name, value in (exc.headers or {}).items():

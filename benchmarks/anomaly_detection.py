@@ -33,13 +33,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import orjson  # noqa: E402
 
 from agents.alerting import AlertPolicy, AlertTracker, WindowSignal  # noqa: E402
 from agents.score.config import ScoreConfig  # noqa: E402
 from agents.score.features import SpanPoint, span_points  # noqa: E402
 from agents.score.logic import ScoreEngine  # noqa: E402
-from schemas.enriched import encode_enriched  # noqa: E402
+from schemas.enriched import decode_enriched, encode_enriched  # noqa: E402
 
 T0 = 1_763_856_000_000_000_000
 MS = 1_000_000
@@ -69,8 +68,8 @@ def make_services(count: int, rng: random.Random) -> list[Service]:
     out = []
     for i in range(count):
         ops = tuple((f"op-{j}", rng.choice((0.5, 1.0, 2.0, 4.0))) for j in range(rng.randint(2, 4)))
-        out.append(Service(f"svc-{i}", rng.uniform(10, 200), rng.uniform(0.2, 0.5), rng.choice((0.0, 0.005, 0.02, 0.05)),
-                           rng.uniform(30, 150), ops))
+        out.append(Service(f"svc-{i}", rng.uniform(10, 200), rng.uniform(0.2, 0.5),
+                           rng.choice((0.0, 0.005, 0.02, 0.05)), rng.uniform(30, 150), ops))
     return out
 
 
@@ -138,7 +137,8 @@ def quality(signals: dict[tuple[str, int], float], fired: list[tuple[str, int]],
     delays: list[int] = []
     matched: set[tuple[str, int]] = set()
     for incident in incidents:
-        hits = [w for svc, w in fired if svc == incident.service and incident.first <= w <= incident.last + fire_windows]
+        hits = [w for svc, w in fired
+                if svc == incident.service and incident.first <= w <= incident.last + fire_windows]
         if hits:
             delays.append(min(hits) - incident.first)
             matched.update((incident.service, w) for w in hits)
@@ -217,14 +217,14 @@ def throughput(config: ScoreConfig, windows: list[list[SpanPoint]]) -> float:
                      "StatusCode": "Error" if p.error else "Ok", "CorrelationId": p.exemplar[0],
                      "ResourceAttributes": {"service.name": p.service}, "SpanAttributes": {"http.route": "/x"}}
                     for p in points[i:i + 50]]
-            batch.append(encode_enriched("spans", rows, []))
+            batch.append(encode_enriched("traces", {"otel_traces": rows}))
         records.append(batch)
     engine = ScoreEngine(config)
     total = sum(len(p) for p in windows)
     started = time.perf_counter()
     for w, batch in enumerate(records):
         for value in batch:
-            engine.add(0, span_points(orjson.loads(value)["rows"]), 0.0, T0 * 2)
+            engine.add(0, span_points(decode_enriched(value).tables["otel_traces"]), 0.0, T0 * 2)
         engine.close(T0 // config.window_ns + w)
     return total / (time.perf_counter() - started)
 

@@ -51,7 +51,8 @@ def generated_id(trace: int) -> str:
     return f"olly-{trace:x}-{trace * 2654435761 % 2**32:08x}"
 
 
-def trace_block(first: int, count: int, spans: int, ids: int, t0_ns: int, rnd: random.Random) -> dict[str, dict[str, list[Any]]]:
+def trace_block(first: int, count: int, spans: int, ids: int, t0_ns: int,
+                rnd: random.Random) -> dict[str, dict[str, list[Any]]]:
     """Column blocks of otel_traces, otel_logs, ollystack_trace_links, metric_exemplars."""
     tr: dict[str, list[Any]] = {k: [] for k in ("Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName",
                                                 "SpanKind", "ServiceName", "ResourceAttributes", "SpanAttributes",

@@ -47,7 +47,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         wh = open_warehouse(ClickHouseSettings(), Path(tmp))
         migrate(wh, settings.clickhouse)
         gateway = build_gateway(settings, broker.bootstrap)
-        worker = build_worker(settings, broker.bootstrap, wh, score=config)
+        worker = build_worker(settings.model_copy(update={"score": config}), broker.bootstrap, wh)
         alerts: list[Alert] = []
 
         async def collect() -> None:
@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             # The last windows close once the watermark passes them: wait for the stored rows.
             last_window = (started_ns + int(duration_s * 1e9)) // config.window_ns - 1
             deadline = time.monotonic() + 4 * args.window_s + 30
-            while worker.score.engine.closed_through < last_window and time.monotonic() < deadline:  # type: ignore[union-attr]
+            while worker.score.engine.closed_through < last_window and time.monotonic() < deadline:  # type: ignore[union-attr]  # noqa: ASYNC110 - polls the worker's engine, to a deadline
                 await asyncio.sleep(0.2)
         finally:
             reader.cancel()

@@ -51,12 +51,12 @@ def request(spans: int, traces: int = 8) -> tuple[bytes, str]:
 
 
 def enrich_only(bodies: list[bytes]) -> float:
-    config = EnrichConfig()
+    config = EnrichConfig().correlation
     started = time.perf_counter()
     total = 0
     for body in bodies:
         records = decode_spans(ExportTraceServiceRequest.FromString(body))
-        total += len(enrich_spans(records, {}, config).rows)
+        total += len(enrich_spans(records, {}, config).tables["otel_traces"])
     return total / (time.perf_counter() - started)
 
 
@@ -76,10 +76,10 @@ async def end_to_end(bodies: list[bytes], keys: list[str], spans_total: int) -> 
         await producer.start()
         try:
             started = time.perf_counter()
-            for body, key in zip(bodies, keys):
+            for body, key in zip(bodies, keys, strict=True):
                 await producer.send(settings.topics.spans, body, key=key.encode())
             await producer.flush()
-            while wh.query("SELECT count() AS n FROM default.otel_traces")[0]["n"] < spans_total:
+            while wh.query("SELECT count() AS n FROM default.otel_traces")[0]["n"] < spans_total:  # noqa: ASYNC110 - polls rows the worker's sink writes
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
         finally:

@@ -155,9 +155,10 @@ async def bench_grpc(port: int, bodies: list[bytes], requests: int, concurrency:
         async def send(body: bytes) -> bool:
             try:
                 await export(body, timeout=30)
-                return True
             except grpc.aio.AioRpcError:
                 return False
+            else:
+                return True
 
         return await _drive(send, bodies, requests, concurrency)
 

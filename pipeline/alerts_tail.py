@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Literal, TextIO
 
 import orjson
@@ -28,7 +28,7 @@ def table_line(alert: Alert) -> str:
 
 
 async def alert_stream(bootstrap: str, topic: str, *, from_beginning: bool, err: TextIO | None = None,
-                       client_id: str = "ollystack-alerts-tail") -> AsyncIterator[Alert]:
+                       client_id: str = "ollystack-alerts-tail") -> AsyncGenerator[Alert, None]:
     """Each alert on ``topic`` as it arrives, until the caller stops iterating.
 
     Reads without a consumer group and commits nothing: tailing never moves anyone's

@@ -7,7 +7,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from core.errors import OllyStackError
+import orjson
+
+from core.errors import ConfigError, OllyStackError
 from core.settings import Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -45,7 +47,7 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.topics import describe_topics, ensure_topics, topic_specs
 
     if not settings.kafka.bootstrap:
-        raise OllyStackError("`ollystack topics` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker to talk to)")
+        raise ConfigError("`ollystack topics` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker to talk to)")
     if args.action == "create":
         created = asyncio.run(ensure_topics(settings.kafka.bootstrap, topic_specs(settings.topics)))
         print("\n".join(f"created {name}" for name in created) or "all topics exist")
@@ -64,7 +66,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     start = parse_position(args.start, "--from")
     stop = parse_position(args.stop, "--to") if args.stop else None
     if not settings.kafka.bootstrap:
-        raise OllyStackError("`ollystack replay` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker holding the raw topics)")
+        raise ConfigError("`ollystack replay` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker holding the raw topics)")
     wh = open_warehouse(settings.clickhouse, settings.data_dir)
     try:
         migrate(wh, settings.clickhouse)
@@ -91,8 +93,13 @@ def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.alerts_tail import alerts_tail_main
 
     if not settings.kafka.bootstrap:
-        raise OllyStackError("`ollystack alerts tail` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker with the alerts topic)")
+        raise ConfigError("`ollystack alerts tail` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker with the alerts topic)")
     return alerts_tail_main(settings, settings.kafka.bootstrap, args.from_beginning, args.max, args.format)
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    print(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    return 0
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -105,10 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ollystack", description=__doc__)
     parser.add_argument("--config", type=Path, help="TOML settings file (OLLYSTACK_* variables override it)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("up", help="every role in one process on chDB, with a local Kafka if none is set").set_defaults(run=_up)
+    sub.add_parser("up", help="every role in one process on chDB, with a local Kafka if none is set"
+                   ).set_defaults(run=_up)
     for role in ("gateway", "worker", "api"):
         sub.add_parser(role, help=f"run the {role} role alone").set_defaults(run=_role(role))
     sub.add_parser("migrate", help="apply pending ClickHouse migrations").set_defaults(run=_migrate)
+    sub.add_parser("config", help="print the settings in effect (secrets redacted) as JSON").set_defaults(run=_config)
     topics = sub.add_parser("topics", help="create or list the Kafka topics")
     topics.add_argument("action", choices=("create", "list"))
     topics.set_defaults(run=_topics)

@@ -343,13 +343,15 @@ def run_demo(endpoint_grpc: str, endpoint_http: str, protocol: Protocol, rate_pe
 
 def _failure(text: str) -> tuple[str, float]:
     name, sep, prob = text.partition("=")
+    expected = f"{text!r}: expected SERVICE=P with P in [0, 1]"
     try:
         value = float(prob)
-        if not sep or not 0.0 <= value <= 1.0:
-            raise ValueError
-        return service_name(name), value
+        service = service_name(name)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected SERVICE=P with P in [0, 1] ({exc})") from None
+        raise argparse.ArgumentTypeError(f"{expected} ({exc})") from None
+    if not sep or not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(expected)
+    return service, value
 
 
 def _slow(text: str) -> str:

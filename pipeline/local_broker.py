@@ -76,7 +76,8 @@ def fetch_jars(mvn: str | None = None) -> Path:
         cmd = [mvn_path, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
                f"-DoutputDirectory={libs}", "-DincludeScope=runtime"]
         log.info("fetching Kafka %s jars with Maven", kafka_version())
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        # Arguments, not a shell: mvn from PATH (or the caller) and paths of our own.
+        done = subprocess.run(cmd, capture_output=True, text=True)  # noqa: S603
         if done.returncode != 0:
             tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
             raise LocalBrokerError("Maven could not fetch the Kafka jars:\n" + "\n".join(tail))
@@ -147,7 +148,7 @@ class LocalKafkaBroker:
             return
         cmd = self._java_cmd(java, libs, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
                              "-c", str(config), "--standalone", "--ignore-formatted")
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True)  # noqa: S603 - our java, our arguments
         if done.returncode != 0:
             raise LocalBrokerError(f"formatting Kafka storage failed: {done.stderr.strip()[-2000:]}")
 
@@ -162,7 +163,7 @@ class LocalKafkaBroker:
         config = self._write_config()
         self._format(java, libs, config)
         logfile = open(self.log_path, "ab")
-        self._proc = subprocess.Popen(
+        self._proc = subprocess.Popen(  # noqa: S603 - our java, our arguments
             self._java_cmd(java, libs, "kafka.Kafka", str(config)),
             stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_set_pdeathsig,
@@ -174,10 +175,12 @@ class LocalKafkaBroker:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
-        assert self._proc is not None
+        proc = self._proc
+        if proc is None:
+            raise LocalBrokerError("the Kafka broker was not started")
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise LocalBrokerError(f"the Kafka broker exited with {self._proc.returncode}:\n{self._log_tail()}")
+            if proc.poll() is not None:
+                raise LocalBrokerError(f"the Kafka broker exited with {proc.returncode}:\n{self._log_tail()}")
             if "Kafka Server started" in self._log_tail(200) and self._port_open():
                 return
             time.sleep(0.1)
@@ -193,10 +196,6 @@ class LocalKafkaBroker:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return ""
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def stop(self) -> None:
         """Stop the JVM: SIGTERM (a clean controlled shutdown), SIGKILL after STOP_TIMEOUT_S."""

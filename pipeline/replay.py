@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -138,8 +139,9 @@ async def run_replay(settings: Settings, warehouse: Warehouse, bootstrap: str, s
     producer = await _producer(bootstrap, settings)
     deadletter_topic = settings.topics.deadletter
 
-    async def send(key: bytes, value: bytes | None, headers: list[tuple[str, bytes]]) -> object:
-        return await producer.send(deadletter_topic, value, key=key, headers=headers)
+    async def send(key: bytes, value: bytes | None, headers: list[tuple[str, bytes]]) -> Awaitable[Any]:
+        delivery: Awaitable[Any] = await producer.send(deadletter_topic, value, key=key, headers=headers)
+        return delivery
 
     replayer = Replayer(signal, warehouse, EnrichConfig.from_settings(settings),
                         DeadLetters(send, WorkerMetrics().deadletters))

@@ -72,9 +72,10 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], client_id: str =
                     detail = message[0] if message and message[0] else error.__name__
                     raise BrokerUnavailableError(f"Kafka refused to create topic {topic!r}: {detail}")
         await _wait_ready(admin, [s.name for s in specs], ready_timeout_s)
-        return created
     except KafkaError as exc:
         raise BrokerUnavailableError(f"creating topics on {bootstrap} failed: {exc}") from exc
+    else:
+        return created
     finally:
         await admin.close()
 

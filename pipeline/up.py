@@ -64,10 +64,18 @@ async def _start_roles(
         stack.push_async_callback(gateway.stop)
         endpoints += [("OTLP gRPC", f"{settings.host}:{gateway.grpc_port}"),
                       ("OTLP HTTP", f"http://{settings.host}:{gateway.http_port}")]
+    if warehouse is not None:
+        endpoints += await _start_readers(settings, roles, bootstrap, warehouse, stack)
+    return endpoints
+
+
+async def _start_readers(settings: Settings, roles: Iterable[str], bootstrap: str, warehouse: Warehouse,
+                         stack: contextlib.AsyncExitStack) -> list[tuple[str, str]]:
+    """The roles on the warehouse: the worker and the API."""
+    endpoints: list[tuple[str, str]] = []
     if "worker" in roles:
         from pipeline.worker import build_worker
 
-        assert warehouse is not None
         worker = build_worker(settings, bootstrap, warehouse)
         await worker.start()
         stack.push_async_callback(worker.stop)
@@ -75,7 +83,6 @@ async def _start_roles(
     if "api" in roles:
         from api.server import ApiServer
 
-        assert warehouse is not None
         api = ApiServer(settings, warehouse)
         await api.start()
         stack.push_async_callback(api.stop)

@@ -94,8 +94,8 @@ def _number_rows(metric: Metric, prefix: Row, out: list[Row]) -> None:
             **_exemplar_columns(point.exemplars),
         }
         if is_sum:
-            row["AggregationTemporality"] = data.aggregation_temporality
-            row["IsMonotonic"] = data.is_monotonic
+            row["AggregationTemporality"] = metric.sum.aggregation_temporality
+            row["IsMonotonic"] = metric.sum.is_monotonic
         out.append(row)
 
 
@@ -214,7 +214,7 @@ def exemplar_rows(tables: Mapping[str, list[Row]]) -> list[Row]:
                 continue
             exemplars = zip(
                 times, row["Exemplars.Value"], row["Exemplars.TraceId"],
-                row["Exemplars.SpanId"], row["Exemplars.FilteredAttributes"],
+                row["Exemplars.SpanId"], row["Exemplars.FilteredAttributes"], strict=True,
             )  # fmt: skip
             for time_ns, value, trace_id, span_id, filtered in exemplars:
                 out.append({

@@ -10,6 +10,7 @@ from string import Template
 from core.errors import MigrationError, WarehouseError
 from core.settings import ClickHouseSettings
 from schemas.ddl import MIGRATIONS_DIR
+from schemas.tables import MIGRATIONS_TABLE
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def _ensure_bookkeeping(wh: Warehouse) -> None:
     if wh.database != "default":
         wh.execute(f"CREATE DATABASE IF NOT EXISTS {wh.database}")
     wh.execute(
-        f"CREATE TABLE IF NOT EXISTS {wh.database}.ollystack_schema_migrations "
+        f"CREATE TABLE IF NOT EXISTS {wh.database}.{MIGRATIONS_TABLE} "
         "(Version UInt32, Name String, AppliedAt DateTime64(3)) "
         "ENGINE = ReplacingMergeTree ORDER BY Version"
     )
@@ -78,7 +79,7 @@ def _ensure_bookkeeping(wh: Warehouse) -> None:
 def applied_versions(wh: Warehouse) -> set[int]:
     """Versions already applied to the warehouse's database."""
     _ensure_bookkeeping(wh)
-    rows = wh.query(f"SELECT DISTINCT Version FROM {wh.database}.ollystack_schema_migrations")
+    rows = wh.query(f"SELECT DISTINCT Version FROM {wh.database}.{MIGRATIONS_TABLE}")
     return {int(r["Version"]) for r in rows}
 
 
@@ -102,7 +103,7 @@ def migrate(wh: Warehouse, ch: ClickHouseSettings) -> list[str]:
                     f"migration {migration.version:04d}_{migration.name}, statement {number}: {exc}"
                 ) from exc
         wh.execute(
-            f"INSERT INTO {wh.database}.ollystack_schema_migrations (Version, Name, AppliedAt) "
+            f"INSERT INTO {wh.database}.{MIGRATIONS_TABLE} (Version, Name, AppliedAt) "
             "VALUES ({v:UInt32}, {n:String}, fromUnixTimestamp64Milli({t:Int64}))",
             {"v": migration.version, "n": migration.name, "t": int(time.time() * 1000)},
         )

@@ -94,7 +94,7 @@ class ServerWarehouse:
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         rows, types = self._run(sql, dict(params) if params else None, with_column_types=True)
         names = [name for name, _ in types]
-        return [dict(zip(names, map(_plain, row))) for row in rows]
+        return [dict(zip(names, map(_plain, row), strict=True)) for row in rows]
 
     def insert(self, table: str, columns: Columns, *, dedup_token: str | None = None) -> int:
         check_identifier(table, "table")

@@ -45,8 +45,8 @@ from schemas.tables import EXEMPLARS_TABLE, LOGS_TABLE, TRACE_LINKS_TABLE, TRACE
 # its traceparent) each keep their own correlation state and links.
 TraceKey = tuple[str, str]  # (tenant, trace ID)
 Tables = dict[str, list[Row]]
-_REQUESTS = {"traces": ExportTraceServiceRequest, "logs": ExportLogsServiceRequest,
-             "metrics": ExportMetricsServiceRequest}
+_REQUESTS: dict[Signal, type[ExportTraceServiceRequest | ExportLogsServiceRequest | ExportMetricsServiceRequest]] = {
+    "traces": ExportTraceServiceRequest, "logs": ExportLogsServiceRequest, "metrics": ExportMetricsServiceRequest}
 R = TypeVar("R", SpanRecord, LogRecordRow)
 
 

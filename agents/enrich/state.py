@@ -25,7 +25,8 @@ def stored_states(warehouse: Warehouse, traces: Collection[TraceKey]) -> dict[Tr
         "SELECT Tenant, TraceId, argMin(CorrelationId, (Priority, FirstSeen)) AS id, "
         "argMin(Source, (Priority, FirstSeen)) AS source, min(Priority) AS priority, "
         "toUnixTimestamp64Nano(min(FirstSeen)) AS first_ns "
-        f"FROM {warehouse.database}.{TRACE_LINKS_TABLE} WHERE TraceId IN {{ids:Array(String)}} GROUP BY Tenant, TraceId",
+        f"FROM {warehouse.database}.{TRACE_LINKS_TABLE} WHERE TraceId IN {{ids:Array(String)}} "
+        "GROUP BY Tenant, TraceId",
         {"ids": ids},
     )
     found = {(r["Tenant"], r["TraceId"]): TraceState(r["id"], r["source"], int(r["priority"]), int(r["first_ns"]))

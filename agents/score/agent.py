@@ -86,8 +86,7 @@ class ScoreStage:
         except WarehouseError as exc:
             if exc.retriable:
                 raise
-            log.error("anomaly rows refused; windows skipped", extra={"error": str(exc),
-                                                                     "through": closed.closed_through})
+            log.exception("anomaly rows refused; windows skipped", extra={"through": closed.closed_through})
             self.metrics.store_failures.inc()
         for alert in closed.alerts:
             self.metrics.alerts.labels(alert.status).inc()

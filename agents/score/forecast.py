@@ -55,7 +55,9 @@ def forecast_breach(series: Sequence[float], threshold: float, horizon: int, *,
         raise ForecastError(f"needs at least {MIN_POINTS} points, got {len(values)}")
     if not all(math.isfinite(v) for v in values):
         raise ForecastError("every point must be a finite number")
-    past = (lambda v: v >= threshold) if direction == "above" else (lambda v: v <= threshold)
+    def past(value: float) -> bool:
+        return value >= threshold if direction == "above" else value <= threshold
+
     if past(values[-1]):
         return Forecast([], 0, "none")
     if max(values) == min(values):  # flat: nothing to fit, the forecast is the level

@@ -224,7 +224,8 @@ class ScoreEngine:
             if alert is not None:
                 out.alerts.append(alert)
 
-    def _explain(self, window: int, signals: dict[tuple[str, str], WindowSignal]) -> dict[tuple[str, str], WindowSignal]:
+    def _explain(self, window: int,
+                 signals: dict[tuple[str, str], WindowSignal]) -> dict[tuple[str, str], WindowSignal]:
         """The signals with the anomalies of other services that explain them, and that they explain."""
         anomalous: dict[str, dict[str, str]] = {}
         for (tenant, service), signal in signals.items():

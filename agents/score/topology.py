@@ -72,9 +72,9 @@ class CallGraph:
         return sorted(callee for (caller, callee), seen in self.edges.get(tenant, {}).items()
                       if caller == service and seen >= since)
 
-    def graph(self, tenant: str, since: int) -> nx.DiGraph:
+    def graph(self, tenant: str, since: int) -> nx.DiGraph[str]:
         """The call graph of ``tenant`` over windows >= ``since``."""
-        g = nx.DiGraph()
+        g: nx.DiGraph[str] = nx.DiGraph()
         g.add_edges_from(edge for edge, seen in self.edges.get(tenant, {}).items() if seen >= since)
         return g
 
@@ -88,7 +88,7 @@ class CallGraph:
                 del self.edges[tenant]
 
 
-def explaining(graph: nx.DiGraph, anomalous: Mapping[str, str]) -> dict[str, list[str]]:
+def explaining(graph: nx.DiGraph[str], anomalous: Mapping[str, str]) -> dict[str, list[str]]:
     """For each anomalous service (service -> the feature behind its anomaly), the anomalous
     services that explain it; services explained by none are left out.
 

@@ -79,7 +79,7 @@ def trend_json(points: list[tuple[int, float]], flat_change: float = 0.1) -> Row
     ys = [v for _, v in points]
     mx, my = sum(xs) / n, sum(ys) / n
     var = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
     third = max(1, n // 3)
     first, last = sum(ys[:third]) / third, sum(ys[-third:]) / third
     change = (last - first) / first if first else (None if last else 0.0)

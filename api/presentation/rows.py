@@ -51,7 +51,7 @@ def shown_id(row: Mapping[str, Any], best_links: Mapping[str, str], fixed: str |
 def span_json(row: Mapping[str, Any], correlation_id: str) -> Row:
     events = [
         {"timestamp": iso_ns(ts), "name": name, "attributes": attrs}
-        for ts, name, attrs in zip(row["event_ts_ns"], row["event_names"], row["event_attributes"])
+        for ts, name, attrs in zip(row["event_ts_ns"], row["event_names"], row["event_attributes"], strict=True)
     ]
     return {
         "trace_id": row["TraceId"],

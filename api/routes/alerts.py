@@ -110,9 +110,7 @@ async def _body(request: Request, allowed: frozenset[str], required: frozenset[s
 
 def _time(q: Mapping[str, str], request: Request) -> p.TimeRange:
     rt = runtime(request)
-    found = p.time_range(q, rt.limits, rt.clock_ns())
-    assert found is not None
-    return found
+    return p.time_range(q, rt.limits, rt.clock_ns())
 
 
 def _window(time: p.TimeRange) -> dict[str, str]:
@@ -137,7 +135,7 @@ async def list_alerts(request: Request) -> Response:
     """Each alert's latest message (as published), most recently changed first."""
     q = p.query_params(request, ALERT_PARAMS)
     rt = runtime(request)
-    time = p.time_range(q, rt.limits, rt.clock_ns(), optional=True)
+    time = p.optional_time_range(q, rt.limits, rt.clock_ns())
     page = p.page(q, rt.limits)
     f = AlertFilter(time, p.choice(q["status"], "status", STATUSES) if "status" in q else None,
                     _optional_name(q, "service"),

@@ -25,7 +25,6 @@ async def list_exemplars(request: Request) -> Response:
     metric = p.name_value(request.path_params["metric_name"], "metric_name")
     rt = runtime(request)
     time = p.time_range(q, rt.limits, rt.clock_ns())
-    assert time is not None
     service = p.name_value(q["service"], "service") if "service" in q else None
     page = p.page(q, rt.limits)
     scope = rt.scope(request)

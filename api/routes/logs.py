@@ -26,7 +26,8 @@ async def list_logs(request: Request) -> Response:
     rt = runtime(request)
     cid = p.correlation_id(q["correlation_id"]) if "correlation_id" in q else None
     trace = p.trace_id(q["trace_id"]) if "trace_id" in q else None
-    time = p.time_range(q, rt.limits, rt.clock_ns(), optional=cid is not None or trace is not None)
+    by_id = cid is not None or trace is not None
+    time = (p.optional_time_range if by_id else p.time_range)(q, rt.limits, rt.clock_ns())
     service = p.name_value(q["service"], "service") if "service" in q else None
     severity = p.choice(q["severity"], "severity", SEVERITY_NAMES) if "severity" in q else None
     text = p.text_value(q["text"], "text") if "text" in q else None

@@ -26,7 +26,6 @@ def _window(request: Request) -> tuple[p.TimeRange, int, dict[str, str]]:
     q = p.query_params(request, WINDOW_PARAMS)
     rt = runtime(request)
     time = p.time_range(q, rt.limits, rt.clock_ns())
-    assert time is not None
     return time, p.page(q, rt.limits).limit, {"start": iso_ns(time.start_ns), "end": iso_ns(time.end_ns)}
 
 

@@ -87,7 +87,6 @@ async def list_traces(request: Request) -> Response:
     q = p.query_params(request, SEARCH_PARAMS)
     rt = runtime(request)
     time = p.time_range(q, rt.limits, rt.clock_ns())
-    assert time is not None
     flt = TraceFilter(
         time=time,
         service=p.name_value(q["service"], "service") if "service" in q else None,

@@ -91,8 +91,8 @@ class GrpcServer:
         if server is not None:
             await server.stop(grace_s)
 
-    def _method(self, signal: Signal) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
-        async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    def _method(self, signal: Signal) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes]]:
+        async def export(body: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
             code = "OK"
             try:
                 metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}

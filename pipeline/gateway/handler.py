@@ -27,7 +27,9 @@ from schemas.otlp_json import parse_otlp_json
 Encoding = Literal["protobuf", "json"]
 Protocol = Literal["grpc", "http"]
 
-_RESPONSES: dict[Signal, tuple[type[Message], str]] = {
+Response = (trace_pb.ExportTraceServiceResponse | logs_pb.ExportLogsServiceResponse
+            | metrics_pb.ExportMetricsServiceResponse)
+_RESPONSES: dict[Signal, tuple[type[Response], str]] = {
     "traces": (trace_pb.ExportTraceServiceResponse, "rejected_spans"),
     "logs": (logs_pb.ExportLogsServiceResponse, "rejected_log_records"),
     "metrics": (metrics_pb.ExportMetricsServiceResponse, "rejected_data_points"),
@@ -48,11 +50,12 @@ def decode_request(signal: Signal, body: bytes, encoding: Encoding) -> Any:
             f"cannot decode the {signal} request as OTLP protobuf: {exc}") from None
 
 
-def build_response(signal: Signal, split: SplitResult | None = None) -> Message:
+def build_response(signal: Signal, split: SplitResult | None = None) -> Response:
     """The Export*ServiceResponse; partial_success is set only when items were rejected."""
     response_type, rejected_field = _RESPONSES[signal]
     response = response_type()
     if split is not None and split.rejected_items:
+        # Every Export*ServiceResponse has a partial_success; only the count's name differs.
         setattr(response.partial_success, rejected_field, split.rejected_items)
         response.partial_success.error_message = split.error_message
     return response

@@ -48,6 +48,13 @@ def _encoding_of(content_type: str) -> Encoding | None:
     return _MEDIA_TYPES.get(content_type.split(";", 1)[0].strip().lower())
 
 
+def _supported(encoding: Encoding | None, content_type: str) -> Encoding:
+    if encoding is None:
+        raise UnsupportedMediaTypeError(f"Content-Type {content_type!r} is not supported: "
+                                        "use application/x-protobuf or application/json")
+    return encoding
+
+
 def encode_message(message: Message, encoding: Encoding, status_code: int = 200,
                    headers: dict[str, str] | None = None) -> Response:
     body = to_otlp_json(message) if encoding == "json" else message.SerializeToString()
@@ -136,15 +143,12 @@ class HttpServer:
         code = "OK"
         try:
             tenant = self._auth.tenant_for(request.headers)
-            if encoding is None:
-                raise UnsupportedMediaTypeError(
-                    f"Content-Type {request.headers.get('content-type', '')!r} is not supported: "
-                    "use application/x-protobuf or application/json")
+            supported = _supported(encoding, request.headers.get("content-type", ""))
             body = await read_body(request, self._config.max_request_bytes)
             body = decompress(body, request.headers.get("content-encoding", ""),
                               self._config.max_request_bytes)
-            message = decode_request(signal, body, encoding)
-            return encode_message(await self._handler.export(signal, message, tenant), encoding)
+            message = decode_request(signal, body, supported)
+            return encode_message(await self._handler.export(signal, message, tenant), supported)
         except GatewayError as exc:
             code = exc.grpc_code.name
             return error_response(exc, encoding or "json")
@@ -180,7 +184,8 @@ class HttpServer:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for HTTPException alone
+        raise exc
     status = status_pb2.Status(code=_GRPC_CODES.get(exc.status_code, 2), message=str(exc.detail))
     return Response(to_otlp_json(status), exc.status_code, headers=exc.headers,
                     media_type="application/json")

@@ -126,7 +126,8 @@ def _span_key(span: Any) -> bytes | str:
         return "a trace_id that is not 16 non-zero bytes"
     if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN_ID:
         return "a span_id that is not 8 non-zero bytes"
-    return span.trace_id
+    trace_id: bytes = span.trace_id
+    return trace_id
 
 
 def _log_key(log: Any) -> bytes | str:

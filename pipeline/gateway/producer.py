@@ -144,7 +144,8 @@ class RecordProducer:
         Records are handed to aiokafka only then: the idempotent producer retries a
         record forever, so one queued while Kafka is down would be written after the
         client was told UNAVAILABLE and had sent it again."""
-        while not await self._probe(producer, topic):
+        # The broker's state is not ours to signal: it is polled.
+        while not await self._probe(producer, topic):  # noqa: ASYNC110
             await asyncio.sleep(_PROBE_INTERVAL_S)
 
     async def _probe(self, producer: AIOKafkaProducer, topic: str) -> bool:

@@ -149,9 +149,11 @@ async def test_lookup_returns_every_row_of_an_upgraded_trace_under_the_external_
                               "services": 3, "traces": 2, "duration_ms": 2080.0, "truncated": False}
     assert ctx["time_range"] == {"start": iso(0), "end": iso(2080)}
     assert [s["name"] for s in ctx["services"]] == ["frontend", "payment-service", "inventory-service"]
-    assert [(e["type"], e["service"]) for e in ctx["errors"]] == [("span", "payment-service"), ("log", "payment-service")]
+    assert [(e["type"], e["service"]) for e in ctx["errors"]] == [("span", "payment-service"),
+                                                                   ("log", "payment-service")]
     trace_a = ctx["traces"][0]
-    assert (trace_a["root_service"], trace_a["root_operation"], trace_a["span_count"]) == ("frontend", "POST /checkout", 5)
+    assert (trace_a["root_service"], trace_a["root_operation"], trace_a["span_count"]) == \
+        ("frontend", "POST /checkout", 5)
     stamps = [item["timestamp"] for item in ctx["timeline"]]
     assert stamps == sorted(stamps) and len(stamps) == 6 + 3 + 1
     assert ctx["timeline"][0] == {"timestamp": iso(0), "type": "span", "service": "frontend",
@@ -250,7 +252,8 @@ async def test_services_and_service_map(client: httpx.AsyncClient) -> None:
                           ("frontend", "cart-service")}
     assert (edges[("frontend", "payment-service")]["calls"], edges[("frontend", "payment-service")]["errors"]) == (1, 1)
     assert edges[("frontend", "inventory-service")]["p99_ms"] == 50.0
-    assert [n["service"] for n in graph["nodes"]] == ["cart-service", "frontend", "inventory-service", "payment-service"]
+    assert [n["service"] for n in graph["nodes"]] == ["cart-service", "frontend", "inventory-service",
+                                                      "payment-service"]
 
 
 @pytest.mark.asyncio

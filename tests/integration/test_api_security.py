@@ -203,7 +203,8 @@ async def test_keys_are_required_when_configured(warehouse: Warehouse) -> None:
         for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}, {"Authorization": "key-acme"}):
             response = await client.get(f"/api/v1/correlate/{X}", headers=headers)
             assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
-        assert (await client.get(f"/api/v1/correlate/{X}", headers={"Authorization": "Bearer key-acme"})).status_code == 200
+        assert (await client.get(f"/api/v1/correlate/{X}",
+                                 headers={"Authorization": "Bearer key-acme"})).status_code == 200
         assert (await client.get(f"/api/v1/correlate/{X}", headers={"X-API-Key": "key-acme"})).status_code == 200
         for open_path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
             assert (await client.get(open_path)).status_code == 200

@@ -1,6 +1,7 @@
 """The `ollystack` command: up comes up and stops cleanly, migrate, topics, clear errors."""
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -121,8 +122,20 @@ def test_topics_create_and_list_against_a_running_broker(tmp_path: Path, kafka_b
     ids=["bad-setting", "bad-url", "no-broker", "unreachable-broker", "alerts-no-broker", "replay-bad-from",
          "correlate-hostile-id"],
 )
-def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path, args: list[str], extra_env: dict[str, str], message: str) -> None:
+def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path, args: list[str], extra_env: dict[str, str],
+                                              message: str) -> None:
     done = run_cli(*args, env=ollystack_env(tmp_path, **extra_env))
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_config_prints_the_settings_in_effect_with_every_secret_redacted(tmp_path: Path) -> None:
+    env = ollystack_env(tmp_path, OLLYSTACK_CLICKHOUSE_URL="clickhouse://u:hunter2@h:9000/db",
+                        OLLYSTACK_OTLP_AUTH_TOKENS="ingest-hunter2=acme", OLLYSTACK_API_KEYS="read-hunter2=acme:admin",
+                        OLLYSTACK_SCORE_WINDOW_S="15")
+    done = run_cli("config", env=env)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["score"]["window_s"] == 15 and shown["api"]["keys"][0]["role"] == "admin"
+    assert "hunter2" not in done.stdout + done.stderr

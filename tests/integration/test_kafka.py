@@ -33,16 +33,20 @@ async def consume(bootstrap: str, topic: str, count: int, deadline_s: float = 30
 
 
 async def test_topics_are_created_once_with_the_configured_partitions(kafka_bootstrap: str, unique: str) -> None:
-    # Kafka treats '.' and '_' alike when it checks names for collisions: keep them apart.
-    topics = TopicSettings(spans=f"{unique}-raw-spans", logs=f"{unique}-raw-logs", metrics=f"{unique}-raw-metrics",
-                           enriched_spans=f"{unique}.spans", enriched_logs=f"{unique}.logs",
-                           enriched_metrics=f"{unique}.metrics", alerts=f"{unique}.alerts",
-                           deadletter=f"{unique}.deadletter", partitions=3)
-    created = await ensure_topics(kafka_bootstrap, topic_specs(topics))
-    assert len(created) == 8
-    assert await ensure_topics(kafka_bootstrap, topic_specs(topics)) == []
-    described = await describe_topics(kafka_bootstrap)
-    assert described[f"{unique}-raw-spans"] == 3 and described[f"{unique}.alerts"] == 1
+    # Several rounds: a second call right after the first must see what the first created
+    # (it once tried to create a topic again before the broker's metadata had it).
+    for round_ in range(4):
+        prefix = f"{unique}r{round_}"
+        # Kafka treats '.' and '_' alike when it checks names for collisions: keep them apart.
+        topics = TopicSettings(spans=f"{prefix}-raw-spans", logs=f"{prefix}-raw-logs", metrics=f"{prefix}-raw-metrics",
+                               enriched_spans=f"{prefix}.spans", enriched_logs=f"{prefix}.logs",
+                               enriched_metrics=f"{prefix}.metrics", alerts=f"{prefix}.alerts",
+                               deadletter=f"{prefix}.deadletter", partitions=3)
+        created = await ensure_topics(kafka_bootstrap, topic_specs(topics))
+        assert len(created) == 8
+        assert await ensure_topics(kafka_bootstrap, topic_specs(topics)) == []
+        described = await describe_topics(kafka_bootstrap)
+        assert described[f"{prefix}-raw-spans"] == 3 and described[f"{prefix}.alerts"] == 1
 
 
 @pytest.mark.parametrize("compression", [c for c in get_args(Compression) if c != "none"])

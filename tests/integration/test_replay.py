@@ -69,8 +69,10 @@ async def test_replay_restores_dropped_tables_and_never_duplicates(
 
     # Replaying what the live path already stored changes nothing, twice over.
     for _ in range(2):
-        await run_replay(settings, warehouse, kafka_bootstrap, "traces", Position(offset=0), group_id=f"{unique}-r1", progress=False)
-        await run_replay(settings, warehouse, kafka_bootstrap, "logs", Position(offset=0), group_id=f"{unique}-r2", progress=False)
+        await run_replay(settings, warehouse, kafka_bootstrap, "traces", Position(offset=0),
+                         group_id=f"{unique}-r1", progress=False)
+        await run_replay(settings, warehouse, kafka_bootstrap, "logs", Position(offset=0),
+                         group_id=f"{unique}-r2", progress=False)
         assert snapshot(warehouse) == live
 
     # Drop every table, rebuild the schema, replay: the same rows come back.
@@ -80,9 +82,10 @@ async def test_replay_restores_dropped_tables_and_never_duplicates(
         warehouse.execute(f"DROP TABLE IF EXISTS {db}.`{table}` SYNC")
     migrate(warehouse, ClickHouseSettings())
     assert snapshot(warehouse)["raw_spans"] == 0
-    totals = await run_replay(settings, warehouse, kafka_bootstrap, "traces", parse_position("1970-01-01T00:00:00Z", "--from"),
-                              group_id=f"{unique}-r3", progress=False)
-    await run_replay(settings, warehouse, kafka_bootstrap, "logs", Position(offset=0), group_id=f"{unique}-r4", progress=False)
+    totals = await run_replay(settings, warehouse, kafka_bootstrap, "traces",
+                              parse_position("1970-01-01T00:00:00Z", "--from"), group_id=f"{unique}-r3", progress=False)
+    await run_replay(settings, warehouse, kafka_bootstrap, "logs", Position(offset=0),
+                     group_id=f"{unique}-r4", progress=False)
     assert totals == {"records": 12, "rows": 36 + 12, "dead": 0}
     assert snapshot(warehouse) == live
 

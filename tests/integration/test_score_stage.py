@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -19,6 +20,7 @@ from agents.score.config import ScoreConfig
 from agents.score.logic import ScoreEngine
 from agents.score.state import load_state
 from agents.stage import StageDeps, faust_dead_letters
+from api.app import create_app as create_api
 from core.settings import Settings
 from pipeline.app import create_app
 from pipeline.topics import ensure_topics, topic_specs
@@ -102,12 +104,13 @@ async def produce(kafka_bootstrap: str, settings: Settings) -> AsyncIterator[Cal
 
 
 class RunningStage:
-    def __init__(self, settings: Settings, bootstrap: str, warehouse: Warehouse, app_id: str) -> None:
+    def __init__(self, settings: Settings, bootstrap: str, warehouse: Warehouse, app_id: str,
+                 config: ScoreConfig = CONFIG) -> None:
         self.app = create_app(settings, bootstrap, app_id)
         metrics = WorkerMetrics(CollectorRegistry())
         deps = StageDeps(self.app, settings.topics, warehouse, metrics,
                          faust_dead_letters(self.app, settings.topics.deadletter, metrics))
-        self.stage = build(CONFIG, deps)
+        self.stage = build(config, deps)
 
     async def __aenter__(self) -> ScoreStage:
         await self.app.start()
@@ -161,7 +164,7 @@ async def test_a_latency_step_and_an_error_burst_give_one_alert_each_and_resolve
     print(f"alerts: {seen}")
     assert sorted((s, st) for s, st, _ in seen) == [("checkout", "firing"), ("checkout", "resolved"),
                                                    ("payments", "firing"), ("payments", "resolved")]
-    for service, status, window in seen:
+    for _, status, window in seen:
         assert (12 < window <= 12 + CONFIG.fire_windows) if status == "firing" else (18 < window <= 22), seen
     by_key = {(a.labels["service"], a.status): (key, a) for key, a in alerts}
     key, fired = by_key[("checkout", "firing")]
@@ -245,3 +248,31 @@ async def test_the_stage_runs_in_the_worker_next_to_enrich_and_sink(
     assert [r["Spans"] for r in rows] == [25, 25, 25]
     assert stage.agent_names == ["score-spans"]
     assert worker.metrics.registry.get_sample_value("ollystack_score_spans_total") == 125
+
+
+async def test_a_rising_latency_is_predicted_on_the_topic_in_the_table_and_through_the_api(
+        settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str, produce: Any) -> None:
+    config = CONFIG.replace(predict_rules=("latency_p95_ms>400",), predict_every_windows=2,
+                            predict_history_windows=12, predict_horizon_windows=20)
+    plan = {"checkout": lambda w: {"latency_ms": 40.0 + 12.0 * w}, "catalog": normal}
+    await produce(records(range(24), plan))
+    async with RunningStage(settings, kafka_bootstrap, warehouse, unique, config):
+        await wait_stored(warehouse, 22)
+    predicted = [a for _, a in await topic_alerts(kafka_bootstrap, settings.topics.alerts)
+                 if a.labels.get("predicted") == "true"]
+    assert predicted, "no predicted alert was published"
+    first = predicted[0]
+    assert (first.labels["service"], first.labels["metric"], first.status) == ("checkout", "latency_p95_ms", "firing")
+    p95 = warehouse.query(f"SELECT toUnixTimestamp64Nano(Timestamp) AS ts, P95Ms FROM {warehouse.database}."
+                          f"{ANOMALIES_TABLE} FINAL WHERE ServiceName = 'checkout' AND SpanName = '' ORDER BY ts")
+    crossed = next(window_of(int(r["ts"])) for r in p95 if r["P95Ms"] > 400)
+    assert window_of(first.updated_at_ns) < crossed  # ahead of the crossing
+    stored = warehouse.query(f"SELECT Status, Predicted FROM {warehouse.database}.{ALERTS_TABLE} FINAL "
+                             "WHERE AlertName = 'OllyStackPredictedBreach'")
+    assert stored and {r["Predicted"] for r in stored} == {1}
+    app = create_api(settings, warehouse)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        listed = (await client.get("/api/v1/alerts", params={"predicted": "true"})).json()["alerts"]
+        observed = (await client.get("/api/v1/alerts", params={"predicted": "false"})).json()["alerts"]
+    assert first.fingerprint in {a["fingerprint"] for a in listed}
+    assert all(a["labels"].get("predicted") != "true" for a in observed)

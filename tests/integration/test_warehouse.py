@@ -40,9 +40,11 @@ def test_the_schema_applies_twice_without_change(chdb_dir: Path, unique: str) ->
     try:
         first = migrate(wh, ClickHouseSettings())
         assert len(first) == len(load_migrations(unique, ClickHouseSettings()))
-        tables = {r["name"] for r in wh.query("SELECT name FROM system.tables WHERE database = {d:String}", {"d": unique})}
+        tables = {r["name"] for r in wh.query("SELECT name FROM system.tables WHERE database = {d:String}",
+                                              {"d": unique})}
         assert migrate(wh, ClickHouseSettings()) == []
-        again = {r["name"] for r in wh.query("SELECT name FROM system.tables WHERE database = {d:String}", {"d": unique})}
+        again = {r["name"] for r in wh.query("SELECT name FROM system.tables WHERE database = {d:String}",
+                                             {"d": unique})}
         assert tables == again
         assert {"otel_traces", "otel_logs", "otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram",
                 "otel_metrics_exp_histogram", "otel_metrics_summary", "otel_traces_trace_id_ts",

@@ -91,9 +91,10 @@ def lookup(wh: Warehouse, correlation_id: str) -> dict[str, Any]:
                                               "WHERE CorrelationId = {{c:String}}", c=correlation_id)]
     spans = rows(wh, "SELECT SpanId, SpanAttributes FROM {db}.otel_traces FINAL WHERE TraceId IN {{t:Array(String)}} "
                      "ORDER BY SpanId", t=traces)
-    logs = rows(wh, "SELECT Body FROM {db}.otel_logs FINAL WHERE TraceId IN {{t:Array(String)}} ORDER BY Body", t=traces)
-    shown = rows(wh, "SELECT DISTINCT argMin(CorrelationId, (Priority, FirstSeen)) AS id FROM {db}.ollystack_trace_links "
-                     "WHERE TraceId IN {{t:Array(String)}} GROUP BY TraceId", t=traces)
+    logs = rows(wh, "SELECT Body FROM {db}.otel_logs FINAL WHERE TraceId IN {{t:Array(String)}} ORDER BY Body",
+                t=traces)
+    shown = rows(wh, "SELECT DISTINCT argMin(CorrelationId, (Priority, FirstSeen)) AS id "
+                     "FROM {db}.ollystack_trace_links WHERE TraceId IN {{t:Array(String)}} GROUP BY TraceId", t=traces)
     return {"traces": traces, "spans": spans, "logs": logs, "shown": sorted(r["id"] for r in shown)}
 
 
@@ -103,8 +104,10 @@ async def test_an_id_arriving_with_the_last_request_links_the_whole_trace(
     # Children end first, so SDKs export them first; only the root knows the caller's ID.
     await produce(t.spans, traces_request("payment-service", [
         span(TRACE, PAYMENT, ORDER, "charge", T0 + 2_000_000, http__method="POST", http__status_code=402)]), TRACE)
-    await produce(t.logs, logs_request("payment-service", [log_record(TRACE, PAYMENT, "card declined", T0 + 2_500_000, 17)]), TRACE)
-    await produce(t.spans, traces_request("order-service", [span(TRACE, ORDER, ROOT, "place order", T0 + 1_000_000)]), TRACE)
+    await produce(t.logs, logs_request("payment-service", [
+        log_record(TRACE, PAYMENT, "card declined", T0 + 2_500_000, 17)]), TRACE)
+    await produce(t.spans, traces_request("order-service", [
+        span(TRACE, ORDER, ROOT, "place order", T0 + 1_000_000)]), TRACE)
     await produce(t.spans, traces_request("api-gateway", [
         span(TRACE, ROOT, "", "POST /orders", T0, 5_000_000,
              **{"http.request.header.x-correlation-id": ["req-7f3a-checkout"]})]), TRACE)
@@ -125,13 +128,16 @@ async def test_an_id_arriving_with_the_last_request_links_the_whole_trace(
 async def test_a_trace_without_any_id_gets_one_generated_id(running: Worker, settings: Settings, produce: Any,
                                                            warehouse: Warehouse) -> None:
     trace = "5b8efff798038103d269b633813fc60c"
-    await produce(settings.topics.spans, traces_request("inventory-service", [span(trace, "eee19b7ec3c1b174", ROOT)]), trace)
-    await produce(settings.topics.logs, logs_request("inventory-service", [log_record(trace, "eee19b7ec3c1b174", "miss")]), trace)
+    await produce(settings.topics.spans, traces_request("inventory-service", [
+        span(trace, "eee19b7ec3c1b174", ROOT)]), trace)
+    await produce(settings.topics.logs, logs_request("inventory-service", [
+        log_record(trace, "eee19b7ec3c1b174", "miss")]), trace)
     await produce(settings.topics.spans, traces_request("api-gateway", [span(trace, ROOT)]), trace)
 
     def ids() -> list[str]:
         got = rows(warehouse, "SELECT CorrelationId FROM {db}.otel_traces FINAL WHERE TraceId = {{t:String}} "
-                              "UNION ALL SELECT CorrelationId FROM {db}.otel_logs FINAL WHERE TraceId = {{t:String}}", t=trace)
+                              "UNION ALL SELECT CorrelationId FROM {db}.otel_logs FINAL WHERE TraceId = {{t:String}}",
+                   t=trace)
         return [r["CorrelationId"] for r in got] if len(got) == 3 else []
 
     found = await wait_until(ids, what="2 spans and 1 log stored")
@@ -205,7 +211,8 @@ MALFORMED_ENRICHED = {
 
 async def test_malformed_enriched_records_are_dead_lettered_and_their_neighbours_stored(
         running: Worker, settings: Settings, produce: Any, warehouse: Warehouse, kafka_bootstrap: str) -> None:
-    good = [orjson.dumps({"v": 2, "signal": "traces", "tables": {"otel_traces": [enriched_span(f"{i:032x}", "1" * 16)]}})
+    good = [orjson.dumps({"v": 2, "signal": "traces",
+                          "tables": {"otel_traces": [enriched_span(f"{i:032x}", "1" * 16)]}})
             for i in range(1, len(MALFORMED_ENRICHED) + 2)]
     # All on one partition (one key), each hostile record between two valid ones.
     for value, hostile in zip(good, [*MALFORMED_ENRICHED.values(), None], strict=True):
@@ -249,7 +256,8 @@ async def test_insert_failures_are_retried_without_loss_or_duplicates(
     try:
         for i in range(30):
             trace = f"{i + 1:032x}"
-            await produce(settings.topics.spans, traces_request("svc", [span(trace, f"{j + 1:016x}") for j in range(4)]), trace)
+            await produce(settings.topics.spans,
+                          traces_request("svc", [span(trace, f"{j + 1:016x}") for j in range(4)]), trace)
         await wait_until(lambda: rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces")[0]["n"] >= 120,
                          what="120 spans stored")
     finally:

@@ -28,8 +28,9 @@ def worker_env(settings_dir: Path, bootstrap: str, unique: str) -> dict[str, str
     names = dict(SPANS="raw-spans", LOGS="raw-logs", METRICS="raw-metrics", ENRICHED_SPANS="en-spans",
                  ENRICHED_LOGS="en-logs", ENRICHED_METRICS="en-metrics", ALERTS="alerts", DEADLETTER="dead")
     env.update({f"OLLYSTACK_TOPICS_{k}": f"{unique}-{v}" for k, v in names.items()})
-    env.update(OLLYSTACK_TOPICS_PARTITIONS="2", OLLYSTACK_KAFKA_BOOTSTRAP=bootstrap, OLLYSTACK_DATA_DIR=str(settings_dir),
-               OLLYSTACK_SINK_BATCH_MAX_ROWS="200", OLLYSTACK_SINK_BATCH_MAX_AGE_S="0.2", OLLYSTACK_LOG_LEVEL="info",
+    env.update(OLLYSTACK_TOPICS_PARTITIONS="2", OLLYSTACK_KAFKA_BOOTSTRAP=bootstrap,
+               OLLYSTACK_DATA_DIR=str(settings_dir), OLLYSTACK_SINK_BATCH_MAX_ROWS="200",
+               OLLYSTACK_SINK_BATCH_MAX_AGE_S="0.2", OLLYSTACK_LOG_LEVEL="info",
                # Scoring holds records of open windows; this test follows the sink's offsets.
                OLLYSTACK_SCORE_ENABLED="false", OLLYSTACK_LOG_FORMAT="text",
                PYTHONPATH=str(REPO))
@@ -43,7 +44,8 @@ async def committed(bootstrap: str, group: str, topic: str) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, p) for p in range(2)])
+        offsets = await admin.list_consumer_group_offsets(
+            group, partitions=[TopicPartition(topic, p) for p in range(2)])
     except GroupCoordinatorNotAvailableError:
         return 0
     finally:
@@ -65,7 +67,8 @@ async def produced(bootstrap: str, topic: str) -> int:
 
 def count_rows(data_dir: Path) -> dict[str, int]:
     """Counts read by a separate process: chDB allows one data folder per process."""
-    code = ("import json; from sinks.backend import open_warehouse; from core.settings import ClickHouseSettings; from pathlib import Path; "
+    code = ("import json; from sinks.backend import open_warehouse; from core.settings import ClickHouseSettings; "
+            "from pathlib import Path; "
             f"w = open_warehouse(ClickHouseSettings(), Path({str(data_dir)!r})); "
             "print(json.dumps(w.query('SELECT (SELECT count() FROM default.otel_traces FINAL) AS final, "
             "(SELECT uniqExact(TraceId, SpanId) FROM default.otel_traces) AS distinct_spans')[0]))")

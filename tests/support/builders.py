@@ -30,7 +30,8 @@ T0 = 1_763_856_000_000_000_000  # 2025-11-23T00:00:00Z
 
 def kv(key: str, value: Any) -> KeyValue:
     if isinstance(value, list):
-        return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=v) for v in value])))
+        return KeyValue(key=key,
+                        value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=v) for v in value])))
     if isinstance(value, int):
         return KeyValue(key=key, value=AnyValue(int_value=value))
     return KeyValue(key=key, value=AnyValue(string_value=value))
@@ -54,7 +55,8 @@ def traces_request(service: str, spans: list[Span], **resource: Any) -> bytes:
 def log_record(trace_id: str, span_id: str, body: str, time_ns: int = T0, severity: int = 9, **attrs: Any) -> LogRecord:
     return LogRecord(time_unix_nano=time_ns, trace_id=bytes.fromhex(trace_id) if trace_id else b"",
                      span_id=bytes.fromhex(span_id) if span_id else b"", severity_number=severity,
-                     body=AnyValue(string_value=body), attributes=[kv(k.replace("__", "."), v) for k, v in attrs.items()])
+                     body=AnyValue(string_value=body),
+                     attributes=[kv(k.replace("__", "."), v) for k, v in attrs.items()])
 
 
 def logs_request(service: str, records: list[LogRecord]) -> bytes:

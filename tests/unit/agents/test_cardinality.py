@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agents.cardinality import OVERFLOW_VALUE, CardinalityLimiter
+from core.errors import ConfigError
 
-O = OVERFLOW_VALUE
+OVER = OVERFLOW_VALUE
 
 # (admissions as (key, value, now_s), expected answers, expected overflow counts) with
 # max_values_per_key=2, window_s=10, max_keys=2.
@@ -19,13 +20,13 @@ SCENARIOS = [
     ),
     pytest.param(
         [("k", "a", 0), ("k", "b", 1), ("k", "c", 2)],
-        ["a", "b", O],
+        ["a", "b", OVER],
         {"k": 1},
         id="third-value-overflows",
     ),
     pytest.param(
         [("k", "a", 0), ("k", "b", 1), ("k", "c", 2), ("k", "a", 3), ("k", "b", 4)],
-        ["a", "b", O, "a", "b"],
+        ["a", "b", OVER, "a", "b"],
         {"k": 1},
         id="tracked-values-still-pass",
     ),
@@ -37,13 +38,13 @@ SCENARIOS = [
     ),
     pytest.param(
         [("k", "a", 0), ("k", "b", 1), ("k", "c", 9.999)],
-        ["a", "b", O],
+        ["a", "b", OVER],
         {"k": 1},
         id="just-inside-window-still-full",
     ),
     pytest.param(
         [("k", "a", 0), ("k", "b", 1), ("k", "a", 8), ("k", "c", 12), ("k", "b", 13)],
-        ["a", "b", "a", "c", O],
+        ["a", "b", "a", "c", OVER],
         {"k": 1},
         id="hit-refreshes-value",
     ),
@@ -55,7 +56,7 @@ SCENARIOS = [
     ),
     pytest.param(
         [("k", "a", 0), ("j", "a", 0), ("x", "a", 1), ("x", "b", 2)],
-        ["a", "a", O, O],
+        ["a", "a", OVER, OVER],
         {"x": 2},
         id="keys-beyond-max-keys-overflow",
     ),
@@ -67,21 +68,21 @@ SCENARIOS = [
     ),
     pytest.param(
         [("k", "a", 0), ("j", "a", 5), ("x", "a", 12), ("y", "a", 13)],
-        ["a", "a", "a", O],
+        ["a", "a", "a", OVER],
         {"y": 1},
         id="only-expired-keys-are-freed",
     ),
     pytest.param(
         [("k", "a", 100), ("k", "b", 101), ("k", "c", 50), ("k", "d", 111)],
-        ["a", "b", O, "d"],
+        ["a", "b", OVER, "d"],
         {"k": 1},
         id="time-going-back-counts-as-latest",
     ),
     pytest.param(
         [("k", "a", 0), ("k", "b", 0), ("k", "c", 0), ("j", "a", 0), ("j", "b", 0), ("j", "c", 0)]
         + [("x", "a", 0), ("y", "a", 0)],
-        ["a", "b", O, "a", "b", O, O, O],
-        {"k": 1, "j": 1, O: 2},
+        ["a", "b", OVER, "a", "b", OVER, OVER, OVER],
+        {"k": 1, "j": 1, OVER: 2},
         id="overflow-counters-are-bounded",
     ),
 ]
@@ -103,7 +104,7 @@ def test_limit_attributes() -> None:
         "route": "/a",
     }
     assert limiter.limit_attributes({"user": "u2", "route": "/a"}, now_s=1) == {
-        "user": O,
+        "user": OVER,
         "route": "/a",
     }
     assert limiter.overflow_counts() == {"user": 1}
@@ -138,5 +139,5 @@ BAD_ARGS = [
 
 @pytest.mark.parametrize(("kwargs", "name"), BAD_ARGS)
 def test_bad_arguments_name_the_parameter(kwargs: dict[str, float], name: str) -> None:
-    with pytest.raises(ValueError, match=f"^{name}:"):
+    with pytest.raises(ConfigError, match=f"^{name}:"):
         CardinalityLimiter(**kwargs)  # type: ignore[arg-type]

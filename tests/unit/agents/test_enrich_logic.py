@@ -39,8 +39,10 @@ def record(trace: str, span: str, ts: int = T0, resource: dict[str, Any] | None 
     ("records", "known", "expected_id", "expected_source"),
     [
         ([record("a" * 32, "1" * 16, correlation_id="req-1")], {}, "req-1", "attribute"),
-        ([record("a" * 32, "1" * 16, resource={"correlation_id": "res-1"}, correlation_id="req-1")], {}, "res-1", "resource"),
-        ([record("a" * 32, "1" * 16), record("a" * 32, "2" * 16, correlation_id="late-root")], {}, "late-root", "attribute"),
+        ([record("a" * 32, "1" * 16, resource={"correlation_id": "res-1"}, correlation_id="req-1")],
+         {}, "res-1", "resource"),
+        ([record("a" * 32, "1" * 16), record("a" * 32, "2" * 16, correlation_id="late-root")],
+         {}, "late-root", "attribute"),
         ([record("a" * 32, "1" * 16, correlation_id="req-2")],
          {A: TraceState("olly-abc-12345678", "generated", SOURCE_PRIORITY["generated"], T0)}, "req-2", "attribute"),
         ([record("a" * 32, "1" * 16, correlation_id="worse")],
@@ -72,7 +74,8 @@ def test_generated_ids_depend_on_the_trace_alone() -> None:
     first = enrich_spans([record("b" * 32, "1" * 16)], {}, CorrelationConfig())
     again = enrich_spans([record("b" * 32, "1" * 16)], {}, CorrelationConfig())
     other = enrich_spans([record("c" * 32, "1" * 16)], {}, CorrelationConfig())
-    assert spans_of(first)[0]["CorrelationId"] == spans_of(again)[0]["CorrelationId"] != spans_of(other)[0]["CorrelationId"]
+    assert (spans_of(first)[0]["CorrelationId"] == spans_of(again)[0]["CorrelationId"]
+            != spans_of(other)[0]["CorrelationId"])
     assert spans_of(first)[0]["CorrelationId"].startswith("olly-")
     assert links_of(first)[0]["Source"] == "generated"
 

@@ -60,7 +60,8 @@ def test_the_timeline_is_in_time_order_with_levels() -> None:
     timeline = build_timeline(ROWS)
     assert [(i["type"], i["description"], i["level"], i["error"]) for i in timeline] == [
         ("span", "GET /", "INFO", False), ("log", "hello", "WARN", False), ("span", "charge", "ERROR", True),
-        ("log", "declined", "ERROR", True), ("span", "SELECT", "INFO", False), ("metric", "latency = 50.0", "INFO", False)]
+        ("log", "declined", "ERROR", True), ("span", "SELECT", "INFO", False),
+        ("metric", "latency = 50.0", "INFO", False)]
 
 
 def test_impact_orders_services_by_their_first_failure() -> None:

@@ -18,7 +18,8 @@ NOW_NS = 1_800_000_000 * p.NS_PER_S
     ("2026-01-31T07:30:00-0430", 1_769_860_800 * p.NS_PER_S),
     ("1769860800000", 1_769_860_800 * p.NS_PER_S),
     ("0", 0),
-], ids=["zulu", "naive-is-utc", "space-and-fraction", "nanoseconds", "offset", "offset-no-colon", "epoch-ms", "epoch-zero"])
+], ids=["zulu", "naive-is-utc", "space-and-fraction", "nanoseconds", "offset", "offset-no-colon", "epoch-ms",
+        "epoch-zero"])
 def test_timestamps_parse_to_unix_ns(value: str, expected_ns: int) -> None:
     assert p.timestamp_ns(value, "start") == expected_ns
 
@@ -36,7 +37,7 @@ def test_bad_timestamps_name_the_parameter(value: str) -> None:
 
 def test_time_range_defaults_and_caps() -> None:
     assert p.time_range({}, LIMITS, NOW_NS) == p.TimeRange(NOW_NS - 3600 * p.NS_PER_S, NOW_NS)
-    assert p.time_range({}, LIMITS, NOW_NS, optional=True) is None
+    assert p.optional_time_range({}, LIMITS, NOW_NS) is None
     with pytest.raises(p.ParamError, match="start: must be before end"):
         p.time_range({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, LIMITS, NOW_NS)
     with pytest.raises(p.ParamError, match="longer than 604800 s"):

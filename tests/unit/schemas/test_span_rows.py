@@ -139,7 +139,8 @@ SCALAR_CASES = [
     pytest.param({"kind": 9}, "SpanKind", "Unspecified", id="kind-unknown-number"),
     pytest.param({"status": Status(code=Status.STATUS_CODE_OK)}, "StatusCode", "Ok", id="status-ok"),
     pytest.param({}, "StatusCode", "Unset", id="status-unset"),
-    pytest.param({"status": Status(code=Status.StatusCode.ValueType(7))}, "StatusCode", "Unset", id="status-unknown-number"),
+    pytest.param({"status": Status(code=Status.StatusCode.ValueType(7))}, "StatusCode", "Unset",
+                 id="status-unknown-number"),
 ]
 
 

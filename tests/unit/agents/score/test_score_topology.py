@@ -32,9 +32,18 @@ def test_edges_stay_within_a_tenant_and_the_span_maps_stay_bounded() -> None:
     graph.observe("a", "edge", "t1", "p", "", window=1)
     graph.observe("b", "orders", "t1", "c", "p", window=1)  # another tenant's span claims that parent
     assert graph.edges == {}
+    # Children waiting for their parent: only the latest two are kept, so only they get an edge.
     for i in range(5):
-        graph.observe("a", "orders", f"t{i}", "c", "missing", window=1)
-    assert len(graph._services) <= 2 and len(graph._waiting) <= 2
+        graph.observe("a", f"orders{i}", f"t{i}", "c", "missing", window=1)
+    for i in range(5):
+        graph.observe("a", "edge", f"t{i}", "missing", "", window=1)
+    assert graph.callees("a", "edge", since=1) == ["orders3", "orders4"]
+    # Spans that may be a parent: only the latest two are kept, so the child of an older one finds none.
+    for i in range(5):
+        graph.observe("a", "edge", f"u{i}", "p", "", window=2)
+    graph.observe("a", "payments", "u4", "c", "p", window=2)  # its parent is one of the latest two
+    graph.observe("a", "stock", "u0", "c", "p", window=2)  # its parent was forgotten
+    assert graph.callees("a", "edge", since=2) == ["payments"]
 
 
 def chain() -> nx.DiGraph:
@@ -86,7 +95,8 @@ def test_a_fault_alerts_on_its_service_only_and_names_the_callers_it_explains(fa
     assert fired.annotations["feature"].startswith(feature)
     callers = CHAIN[:CHAIN.index(culprit)]
     assert fired.annotations["impact"].endswith(", ".join(sorted(callers)))
-    rows = [r for c in closed for r in c.rows if r["SpanName"] == "" and r["Timestamp"] >= T0 + NORMAL * CONFIG.window_ns]
+    rows = [r for c in closed for r in c.rows
+            if r["SpanName"] == "" and r["Timestamp"] >= T0 + NORMAL * CONFIG.window_ns]
     for caller in callers:  # scored anomalous, but explained by the culprit
         explained = [r for r in rows if r["ServiceName"] == caller and r["AlertInhibitedBy"]]
         assert explained and all(culprit in r["AlertInhibitedBy"] for r in explained)
