@@ -17,6 +17,9 @@ class WorkerMetrics:
         self.rejected = Counter("ollystack_correlation_rejected", "correlation IDs rejected by reason",
                                 ["reason"], registry=r)
         self.semconv = Counter("ollystack_semconv_rewritten", "deprecated attributes renamed", registry=r)
+        self.truncated_rows = Counter("ollystack_enrich_truncated_rows",
+                                      "rows whose longest text was shortened to fit a Kafka record", ["signal"],
+                                      registry=r)
         self.overflow = Counter("ollystack_cardinality_overflow", "attribute values replaced by the overflow marker",
                                 registry=r)
         self.deadletters = Counter("ollystack_deadletters", "records sent to the dead-letter topic, by why",

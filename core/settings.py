@@ -27,6 +27,7 @@ from core.errors import ConfigError
 Compression = Literal["gzip", "snappy", "lz4", "zstd", "none"]
 
 ENV_PREFIX = "OLLYSTACK_"
+RECORD_OVERHEAD_BYTES = 1024
 # Values never shown in an error or a dump: the ClickHouse URL (it may hold a password) and
 # every credential.
 _SECRET_FIELDS = frozenset({"url", "auth_tokens", "keys"})
@@ -58,7 +59,15 @@ class KafkaSettings(_Section):
     # with it against 65k with gzip (the raw producer 239k against 104k).
     compression: Compression = "zstd"
     produce_timeout_s: float = Field(default=10.0, gt=0)
-    max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # The largest record (key, value, headers) OllyStack writes; the broker's
+    # message.max.bytes must allow it.
+    max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+
+    @property
+    def max_value_bytes(self) -> int:
+        """The largest record value: max_message_bytes less room for the key, headers and
+        batch framing."""
+        return self.max_message_bytes - RECORD_OVERHEAD_BYTES
 
 
 class ClickHouseSettings(_Section):

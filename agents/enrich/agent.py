@@ -11,11 +11,11 @@ from agents.cardinality import CardinalityLimiter
 from agents.deadletter import Kind, SourceRecord
 from agents.enrich.config import EnrichConfig
 from agents.enrich.logic import Decoded, EnrichResult, decode_record, enrich_decoded
+from agents.enrich.sizing import fit
 from agents.enrich.state import TraceStates
 from agents.stage import StageDeps
 from core.errors import BrokerUnavailableError, DecodeError
 from core.types import Signal
-from schemas.enriched import encode_enriched
 from sinks.retry import retry_warehouse
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,15 @@ class AckAfterDelivery:
         self._stream = stream
         self._error: BaseException | None = None
 
-    def track(self, delivery: asyncio.Future[Any], event: Any) -> None:
+    def track(self, deliveries: list[asyncio.Future[Any]], event: Any) -> None:
+        """Acknowledge ``event`` once every one of ``deliveries`` succeeded."""
         def done(fut: asyncio.Future[Any]) -> None:
             if fut.cancelled() or fut.exception() is not None:
                 self._error = fut.exception() or asyncio.CancelledError()
                 return
             asyncio.ensure_future(self._stream.ack(event))
 
-        delivery.add_done_callback(done)
+        asyncio.gather(*deliveries).add_done_callback(done)
 
     def check(self) -> None:
         if self._error is not None:
@@ -120,8 +121,13 @@ class EnrichStage:
                     if not any(result.tables.values()):
                         await stream.ack(event)
                         continue
-                    delivery = await target.send(key=event.key, value=encode_enriched(signal, result.tables))
-                    acks.track(delivery, event)
+                    try:
+                        fitted = fit(signal, result.tables, config.max_record_bytes)
+                    except ValueError as exc:
+                        await stage._set_aside(stream, event, "too_large", str(exc))
+                        continue
+                    metrics.truncated_rows.labels(signal).inc(fitted.truncated_rows)
+                    acks.track([await target.send(key=event.key, value=value) for value in fitted.values], event)
 
         enrich.__name__ = f"enrich_{signal}"
         return enrich

@@ -6,17 +6,21 @@ from functools import cached_property
 from agents.correlation import CorrelationConfig
 from agents.validation import IdPolicy
 from core.errors import ConfigError
-from core.settings import EnrichSettings, Settings
+from core.settings import EnrichSettings, KafkaSettings, Settings
 from sinks.retry import Backoff
 
 
 class EnrichConfig(EnrichSettings):
-    """The enrich stage's frozen config: the ``enrich`` settings section, checked as a whole."""
+    """The enrich stage's frozen config: the ``enrich`` settings section, checked as a whole,
+    and the largest enriched record the topic takes (from kafka.max_message_bytes)."""
+
+    max_record_bytes: int = KafkaSettings().max_value_bytes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EnrichConfig:
         """The config of ``settings.enrich``; raises ConfigError naming a field that cannot work."""
-        return cls.model_validate(settings.enrich.model_dump()).check()
+        values = {**settings.enrich.model_dump(), "max_record_bytes": settings.kafka.max_value_bytes}
+        return cls.model_validate(values).check()
 
     @cached_property
     def correlation(self) -> CorrelationConfig:

@@ -58,7 +58,8 @@ def _resolve_sql(scope: QueryScope) -> str:
         f"SELECT TraceId FROM {scope.table(TRACE_LINKS_TABLE)} WHERE CorrelationId = {{cid:String}}"
         f"{scope.tenant_filter(TENANT_COLUMN)} "
         f"UNION ALL SELECT arrayJoin(TraceIds) AS TraceId FROM {scope.table(CORRELATION_INDEX_TABLE)} "
-        f"WHERE CorrelationId = {{cid:String}}) WHERE TraceId != '' ORDER BY TraceId LIMIT {{max_traces:UInt32}}"
+        f"WHERE CorrelationId = {{cid:String}}{scope.tenant_filter(TENANT_COLUMN)}) "
+        f"WHERE TraceId != '' ORDER BY TraceId LIMIT {{max_traces:UInt32}}"
     )
 
 
@@ -82,13 +83,12 @@ def _logs_sql(scope: QueryScope) -> str:
 
 
 def _exemplars_sql(scope: QueryScope) -> str:
-    # Exemplars carry no resource attributes: with a tenant, only those of the tenant's
-    # visible traces are shown. Without one, exemplars stored under the ID count too (their
-    # trace's spans may have been sampled away).
-    by_id = "" if scope.tenant is not None else " OR CorrelationId = {cid:String}"
+    # Exemplars of the traces, and those stored under the ID (their trace's spans may have
+    # been sampled away); each exemplar belongs to the tenant of its own resource.
     return (
         f"SELECT {EXEMPLAR_COLUMNS} FROM {scope.table(EXEMPLARS_TABLE)} FINAL "
-        f"WHERE (TraceId IN {TRACE_ID_SET}{by_id}) ORDER BY Timestamp LIMIT {{max_rows:UInt32}}"
+        f"WHERE (TraceId IN {TRACE_ID_SET} OR CorrelationId = {{cid:String}}){scope.tenant_filter(TENANT_COLUMN)} "
+        f"ORDER BY Timestamp LIMIT {{max_rows:UInt32}}"
     )
 
 
@@ -118,13 +118,8 @@ async def load_correlation(warehouse: Warehouse, scope: QueryScope, cid: str, li
                              scope.params(trace_ids=ids, max_rows=limits.max_lookup_spans + 1))
     logs = await _query(warehouse, _logs_sql(scope),
                         scope.params(trace_ids=ids, cid=cid, max_rows=limits.max_lookup_logs + 1))
-    if scope.tenant is not None:
-        # Only traces with rows of this tenant may contribute exemplars.
-        ids = trace_id_list(sorted(({r["TraceId"] for r in spans} | {r["TraceId"] for r in logs}) - {""}))
-    exemplars: list[Row] = []
-    if ids or scope.tenant is None:
-        exemplars = await _query(warehouse, _exemplars_sql(scope),
-                                 {"trace_ids": ids, "cid": cid, "max_rows": limits.max_lookup_exemplars + 1})
+    exemplars = await _query(warehouse, _exemplars_sql(scope),
+                             scope.params(trace_ids=ids, cid=cid, max_rows=limits.max_lookup_exemplars + 1))
     truncated = truncated or len(spans) > limits.max_lookup_spans or len(logs) > limits.max_lookup_logs \
         or len(exemplars) > limits.max_lookup_exemplars
     return CorrelationRows(

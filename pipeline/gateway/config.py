@@ -5,11 +5,8 @@ from pydantic import BaseModel, ConfigDict
 
 from core.credentials import IngestToken
 from core.errors import ConfigError
-from core.settings import Compression, Settings
-
-# Room for the Kafka record overhead (key, headers, batch header) inside max_message_bytes.
-RECORD_OVERHEAD_BYTES = 1024
-MIN_MESSAGE_BYTES = 4 * RECORD_OVERHEAD_BYTES
+from core.settings import RECORD_OVERHEAD_BYTES, Compression, Settings
+from pipeline.gateway.budget import DECODED_FACTOR
 
 
 class GatewayConfig(BaseModel):
@@ -61,13 +58,11 @@ class GatewayConfig(BaseModel):
         """Raise ConfigError for combinations that would fail at the first request."""
         if not self.bootstrap.strip():
             raise ConfigError("kafka.bootstrap: the gateway needs a Kafka bootstrap address")
-        if self.max_request_bytes > self.max_inflight_bytes:
+        if self.max_request_bytes * (1 + DECODED_FACTOR) > self.max_inflight_bytes:
             raise ConfigError(
-                "otlp.max_request_bytes: must be <= otlp.max_inflight_bytes "
-                f"({self.max_request_bytes} > {self.max_inflight_bytes}), "
-                "else a request of the allowed size could never be admitted")
-        if self.max_message_bytes < MIN_MESSAGE_BYTES:
-            raise ConfigError(f"kafka.max_message_bytes: must be >= {MIN_MESSAGE_BYTES}")
+                f"otlp.max_request_bytes: {1 + DECODED_FACTOR} times it must fit in otlp.max_inflight_bytes "
+                f"({self.max_request_bytes} * {1 + DECODED_FACTOR} > {self.max_inflight_bytes}): a request holds "
+                "its body and its decoded form, and one of the allowed size could never be admitted")
         if self.grpc_port and self.grpc_port == self.http_port:
             raise ConfigError(f"otlp.grpc_port: equals otlp.http_port ({self.grpc_port})")
         if self.retry_after_s <= 0:

@@ -52,7 +52,8 @@ class UnauthenticatedError(GatewayError):
 
 
 class OverloadedError(GatewayError):
-    """More bytes in flight to Kafka than otlp.max_inflight_bytes allows: back off."""
+    """The gateway holds as many bytes of requests and records as otlp.max_inflight_bytes
+    allows: back off and retry."""
 
     retriable = True
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED

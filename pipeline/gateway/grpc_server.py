@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from core.errors import ListenError
 from core.types import Signal
 from pipeline.gateway.auth import Authenticator
+from pipeline.gateway.budget import DECODED_FACTOR
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.errors import GatewayError
 from pipeline.gateway.handler import ExportHandler, decode_request
@@ -97,9 +98,12 @@ class GrpcServer:
             try:
                 metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
                 tenant = self._auth.tenant_for(metadata)
-                request = decode_request(signal, body, "protobuf")
-                response = await self._handler.export(signal, request, tenant)
-                return response.SerializeToString()
+                with self._handler.request_memory() as memory:
+                    # grpc has read (and inflated) the whole message before this runs.
+                    memory.take((1 + DECODED_FACTOR) * len(body), "the request")
+                    request = decode_request(signal, body, "protobuf")
+                    response = await self._handler.export(signal, request, tenant)
+                    return response.SerializeToString()
             except GatewayError as exc:
                 code = exc.grpc_code.name
                 await context.abort(exc.grpc_code, exc.message, trailing_metadata=error_trailers(exc))

@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 
 from core.errors import DecodeError
 from core.types import Signal
+from pipeline.gateway.budget import RequestMemory
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.errors import GatewayError, InvalidRequestError
 from pipeline.gateway.logic import (
@@ -73,6 +74,7 @@ class ExportHandler:
         self._config = config
         self._producer = producer
         self.metrics = metrics
+        self.budget = producer.budget
         self._topics: dict[Signal, str] = {
             "traces": config.spans_topic, "logs": config.logs_topic, "metrics": config.metrics_topic,
         }
@@ -98,6 +100,10 @@ class ExportHandler:
                 raise
         self.metrics.accepted.labels(signal).inc(split.accepted_items)
         return build_response(signal, split)
+
+    def request_memory(self) -> RequestMemory:
+        """What a new request will hold, counted against otlp.max_inflight_bytes."""
+        return RequestMemory(self.budget, self._config.retry_after_s)
 
     def count_request(self, signal: Signal, protocol: Protocol, code: str) -> None:
         self.metrics.requests.labels(signal, protocol, code).inc()

@@ -20,10 +20,12 @@ from starlette.routing import Route
 from core.http_server import EmbeddedServer
 from core.types import Signal
 from pipeline.gateway.auth import Authenticator
+from pipeline.gateway.budget import DECODED_FACTOR, RequestMemory
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.errors import (
     GatewayError,
     InvalidRequestError,
+    OverloadedError,
     RequestTooLargeError,
     UnsupportedMediaTypeError,
 )
@@ -97,25 +99,33 @@ def decompress(body: bytes, content_encoding: str, limit_bytes: int) -> bytes:
     return out
 
 
-async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The raw body; RequestTooLargeError when it is over ``limit_bytes`` (after reading and
-    dropping the rest of it, for at most _DRAIN_MAX_S)."""
+async def read_body(request: Request, limit_bytes: int, memory: RequestMemory) -> bytes:
+    """The raw body, each chunk held in ``memory`` as it arrives. RequestTooLargeError when it
+    is over ``limit_bytes``, OverloadedError when the gateway cannot hold it now; either way
+    after reading and dropping the rest of it (for at most _DRAIN_MAX_S)."""
     chunks: list[bytes] = []
     size = 0
     stream = request.stream()
+    refusal: GatewayError | None = None
     async for chunk in stream:
         size += len(chunk)
         if size > limit_bytes:
+            refusal = RequestTooLargeError(f"the request body is larger than {limit_bytes} bytes")
+            break
+        try:
+            memory.take(len(chunk), "the request body")
+        except OverloadedError as exc:
+            refusal = exc
             break
         chunks.append(chunk)
-    if size <= limit_bytes:
+    if refusal is None:
         return b"".join(chunks)
     chunks.clear()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(_DRAIN_MAX_S):
             async for _ in stream:
                 pass
-    raise RequestTooLargeError(f"the request body is larger than {limit_bytes} bytes")
+    raise refusal
 
 
 class HttpServer:
@@ -144,11 +154,13 @@ class HttpServer:
         try:
             tenant = self._auth.tenant_for(request.headers)
             supported = _supported(encoding, request.headers.get("content-type", ""))
-            body = await read_body(request, self._config.max_request_bytes)
-            body = decompress(body, request.headers.get("content-encoding", ""),
-                              self._config.max_request_bytes)
-            message = decode_request(signal, body, supported)
-            return encode_message(await self._handler.export(signal, message, tenant), supported)
+            with self._handler.request_memory() as memory:
+                body = await read_body(request, self._config.max_request_bytes, memory)
+                body = decompress(body, request.headers.get("content-encoding", ""),
+                                  self._config.max_request_bytes)
+                memory.take(DECODED_FACTOR * len(body), "the decoded request")
+                message = decode_request(signal, body, supported)
+                return encode_message(await self._handler.export(signal, message, tenant), supported)
         except GatewayError as exc:
             code = exc.grpc_code.name
             return error_response(exc, encoding or "json")

@@ -28,6 +28,11 @@ _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 # Sentinel group key: logs without a trace ID share one record with no key.
 _NO_TRACE = b""
+# Every time OllyStack stores is a DateTime64(9) column, which ends at 2262-04-11T23:47:16Z
+# (2**63 - 1 ns). A later time cannot be stored as sent, so the item is refused (OTLP
+# partial success) instead of being accepted and failing in the warehouse.
+MAX_TIME_NS = 2**63 - 1
+_TOO_LATE = "a time past 2262-04-11T23:47:16Z (DateTime64(9) ends there)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +131,9 @@ def _span_key(span: Any) -> bytes | str:
         return "a trace_id that is not 16 non-zero bytes"
     if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN_ID:
         return "a span_id that is not 8 non-zero bytes"
+    if max(span.start_time_unix_nano, span.end_time_unix_nano) > MAX_TIME_NS or (
+            span.events and max(e.time_unix_nano for e in span.events) > MAX_TIME_NS):
+        return _TOO_LATE
     trace_id: bytes = span.trace_id
     return trace_id
 
@@ -135,8 +143,32 @@ def _log_key(log: Any) -> bytes | str:
         return "a trace_id that is neither empty nor 16 bytes"
     if len(log.span_id) not in (0, 8):
         return "a span_id that is neither empty nor 8 bytes"
+    if max(log.time_unix_nano, log.observed_time_unix_nano) > MAX_TIME_NS:
+        return _TOO_LATE
     # An all-zero trace ID is the invalid ID of the spec: treated as no trace ID.
     return _NO_TRACE if log.trace_id == _ZERO_TRACE_ID else log.trace_id
+
+
+def _late_point(point: Any) -> bool:
+    if max(point.start_time_unix_nano, point.time_unix_nano) > MAX_TIME_NS:
+        return True
+    exemplars = getattr(point, "exemplars", ())  # summaries carry none
+    return bool(exemplars) and max(e.time_unix_nano for e in exemplars) > MAX_TIME_NS
+
+
+def _storable_points(metric: Any) -> tuple[Any, int]:
+    """``metric``, or a copy without its points whose times cannot be stored, and how many
+    points that left out."""
+    kind = metric.WhichOneof("data")
+    late = [i for i, point in enumerate(getattr(metric, kind).data_points) if _late_point(point)]
+    if not late:
+        return metric, 0
+    kept = type(metric)()
+    kept.CopyFrom(metric)
+    points = getattr(kept, kind).data_points
+    for index in reversed(late):
+        del points[index]
+    return kept, len(late)
 
 
 # Records are assembled from encoded pieces instead of copied messages: copying each span
@@ -222,8 +254,13 @@ def _group(signal: Signal, request: Any) -> tuple[dict[Any, list[_Item]], Counte
     key_of: Callable[[Any], bytes | str] = _span_key if signal == "traces" else _log_key
     for ri, si, leaf in _leaves(shape, request):
         if signal == "metrics":
+            if not metric_points(leaf):  # a metric without points is an empty envelope: dropped
+                continue
+            leaf, late = _storable_points(leaf)
+            if late:
+                rejected[_TOO_LATE] += late
             points = metric_points(leaf)
-            if points:  # a metric without points is an empty envelope: dropped
+            if points:
                 groups.setdefault(ri, []).append((ri, si, _field(_TAG_2, leaf.SerializeToString()), points))
             continue
         key = key_of(leaf)

@@ -35,7 +35,8 @@ class GatewayMetrics:
                                          "From first send to the last Kafka ack of a request",
                                          ["signal"], buckets=_LATENCY_BUCKETS_S, registry=reg)
         self.inflight_bytes = Gauge("ollystack_gateway_inflight_bytes",
-                                    "Record bytes handed to Kafka and not yet acknowledged",
+                                    "Bytes held: requests being read, decoded or answered, and records "
+                                    "handed to Kafka and not yet acknowledged",
                                     registry=reg)
 
     def exposition(self) -> bytes:

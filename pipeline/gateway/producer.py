@@ -1,4 +1,5 @@
-"""The Kafka side of the gateway: idempotent acks=all producer behind an in-flight byte budget."""
+"""The Kafka side of the gateway: idempotent acks=all producer; record bytes count against the
+gateway's memory budget until Kafka acknowledged them."""
 from __future__ import annotations
 
 import asyncio
@@ -7,10 +8,11 @@ import time
 from collections.abc import Sequence
 from functools import partial
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition, errors
 from aiokafka.errors import KafkaError
 
 from core.errors import BrokerUnavailableError
+from pipeline.gateway.budget import ByteBudget
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.errors import GatewayError, KafkaUnavailableError, OverloadedError
 from pipeline.gateway.logic import KafkaRecord
@@ -21,6 +23,10 @@ log = logging.getLogger(__name__)
 _PROBE_INTERVAL_S = 0.25
 # Larger batches than aiokafka's 16 KiB default: one request often holds hundreds of traces.
 _MAX_BATCH_BYTES = 512 * 1024
+# Refusals no retry of the same request can fix: a deployment error (limits, rights).
+_PERMANENT = (errors.MessageSizeTooLargeError, errors.RecordListTooLargeError, errors.InvalidTopicError,
+              errors.TopicAuthorizationFailedError, errors.ClusterAuthorizationFailedError,
+              errors.UnsupportedVersionError, errors.InvalidRequiredAcksError, errors.CorruptRecordException)
 
 
 class KafkaRejectedError(GatewayError):
@@ -28,33 +34,13 @@ class KafkaRejectedError(GatewayError):
     message.max.bytes is below kafka.max_message_bytes): a deployment error, not bad input."""
 
 
-class ByteBudget:
-    """Admits work while the bytes in flight stay under a limit; never waits."""
-
-    def __init__(self, limit_bytes: int, metrics: GatewayMetrics) -> None:
-        self.limit_bytes = limit_bytes
-        self.used_bytes = 0
-        self._metrics = metrics
-
-    def try_acquire(self, size_bytes: int) -> bool:
-        if self.used_bytes + size_bytes > self.limit_bytes:
-            return False
-        self.used_bytes += size_bytes
-        self._metrics.inflight_bytes.set(self.used_bytes)
-        return True
-
-    def release(self, size_bytes: int) -> None:
-        self.used_bytes -= size_bytes
-        self._metrics.inflight_bytes.set(self.used_bytes)
-
-
 class RecordProducer:
     """Produces a request's records and returns only once Kafka acknowledged all of them."""
 
-    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics) -> None:
+    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics, budget: ByteBudget) -> None:
         self._config = config
         self._metrics = metrics
-        self.budget = ByteBudget(config.max_inflight_bytes, metrics)
+        self.budget = budget
         self._producer: AIOKafkaProducer | None = None
         self._probe_lock = asyncio.Lock()
         self._down_until: dict[str, float] = {}
@@ -100,8 +86,8 @@ class RecordProducer:
         total = sum(r.size_bytes for r in records)
         if not self.budget.try_acquire(total):
             raise OverloadedError(
-                f"{self.budget.used_bytes} bytes already in flight to Kafka, limit "
-                f"{self.budget.limit_bytes}: retry later", self._config.retry_after_s)
+                f"the gateway holds {self.budget.used_bytes} bytes of requests and records, limit "
+                f"{self.budget.limit_bytes} (otlp.max_inflight_bytes): retry later", self._config.retry_after_s)
         submitted = 0
         futures: list[asyncio.Future[object]] = []
         started = time.monotonic()
@@ -129,9 +115,12 @@ class RecordProducer:
         self._metrics.produce_latency.labels(signal).observe(time.monotonic() - started)
 
     def _error_for(self, exc: BaseException) -> GatewayError:
-        if isinstance(exc, KafkaError) and not exc.retriable:
+        # aiokafka marks a batch that expired in its queue (KafkaTimeoutError) as not
+        # retriable, but it is overload: the same request succeeds later. Only refusals
+        # of the record itself or of our access are permanent.
+        if isinstance(exc, _PERMANENT):
             return KafkaRejectedError(f"Kafka refused a record: {exc!r}")
-        return KafkaUnavailableError(f"Kafka failed: {exc!r}", self._config.retry_after_s)
+        return KafkaUnavailableError(f"Kafka did not take the records now: {exc!r}", self._config.retry_after_s)
 
     def _settled(self, size_bytes: int, fut: asyncio.Future[object]) -> None:
         self.budget.release(size_bytes)

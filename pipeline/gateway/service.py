@@ -8,6 +8,7 @@ from typing import Literal
 from core.errors import OllyStackError
 from core.settings import Settings
 from pipeline.gateway.auth import Authenticator
+from pipeline.gateway.budget import ByteBudget
 from pipeline.gateway.config import GatewayConfig
 from pipeline.gateway.grpc_server import GrpcServer
 from pipeline.gateway.handler import ExportHandler
@@ -25,7 +26,8 @@ class Gateway:
         self.config = config
         self.metrics = GatewayMetrics()
         auth = Authenticator(config.auth_tokens)
-        self._producer = RecordProducer(config, self.metrics)
+        budget = ByteBudget(config.max_inflight_bytes, self.metrics.inflight_bytes)
+        self._producer = RecordProducer(config, self.metrics, budget)
         handler = ExportHandler(config, self._producer, self.metrics)
         self._grpc = GrpcServer(config, handler, auth)
         self._http = HttpServer(config, handler, auth, healthy=lambda: self._state == "running")

@@ -101,10 +101,10 @@ def insert_scenario(wh: Warehouse) -> None:
     wh.insert("metric_exemplars", columns([
         {"Timestamp": T0 + 270 * MS, "MetricName": METRIC, "MetricType": "histogram",
          "ServiceName": "payment-service", "Value": 250.0, "TraceId": TRACE_A, "SpanId": "a3" * 8,
-         "CorrelationId": G_A, "FilteredAttributes": {}, "Attributes": {"http.route": "/charge"}},
+         "CorrelationId": G_A, "FilteredAttributes": {}, "Attributes": {"http.route": "/charge"}, "Tenant": "acme"},
         {"Timestamp": T0 + 3020 * MS, "MetricName": METRIC, "MetricType": "histogram",
          "ServiceName": "frontend", "Value": 20.0, "TraceId": TRACE_C, "SpanId": "c1" * 8,
-         "CorrelationId": Y, "FilteredAttributes": {}, "Attributes": {"http.route": "/"}},
+         "CorrelationId": Y, "FilteredAttributes": {}, "Attributes": {"http.route": "/"}, "Tenant": "acme"},
     ]))
 
 

@@ -146,9 +146,10 @@ def insert_other_tenant(wh: Warehouse) -> str:
     wh.insert("metric_exemplars", columns([
         {"Timestamp": T0 + 120 * MS, "MetricName": METRIC, "MetricType": "histogram", "ServiceName": "globex-pay",
          "Value": 10.0, "TraceId": trace_f, "SpanId": "f2" * 8, "CorrelationId": X, "FilteredAttributes": {},
-         "Attributes": {}},
+         "Attributes": {}, "Tenant": "globex"},
         {"Timestamp": T0 + 130 * MS, "MetricName": METRIC, "MetricType": "histogram", "ServiceName": "nobody",
-         "Value": 1.0, "TraceId": "", "SpanId": "", "CorrelationId": X, "FilteredAttributes": {}, "Attributes": {}},
+         "Value": 1.0, "TraceId": "", "SpanId": "", "CorrelationId": X, "FilteredAttributes": {}, "Attributes": {},
+         "Tenant": "globex"},
     ]))
     return trace_f
 
@@ -183,11 +184,12 @@ async def test_a_tenant_sees_only_its_own_rows(warehouse: Warehouse) -> None:
     async with make_client(warehouse, {"key-acme": "acme", "key-globex": "globex"}) as client:
         globex = await seen(client, "key-globex")
         acme = await seen(client, "key-acme")
-    assert globex["lookup_traces"] == [trace_f] and globex["lookup_metrics"] == [trace_f]
-    assert globex["lookup_services"] == ["globex-pay", "globex-web"]
+    # globex's exemplar without a trace, stored under X, is globex's own.
+    assert globex["lookup_traces"] == [trace_f] and globex["lookup_metrics"] == [trace_f, ""]
+    assert globex["lookup_services"] == ["globex-pay", "globex-web", "nobody"]
     assert (globex["search"], globex["logs"]) == ([trace_f], ["globex failure"])
     assert (globex["services"], globex["edges"], globex["exemplars"]) == (
-        ["globex-pay", "globex-web"], ["globex-pay"], ["globex-pay"])
+        ["globex-pay", "globex-web"], ["globex-pay"], ["globex-pay", "nobody"])
     assert (globex["trace_a"], globex["redirect_a"], globex["logs_of_a"]) == (404, 404, 0)
     assert "acme" not in globex["text"] and "globex" not in acme["text"]
     assert acme["lookup_traces"] == sorted([TRACE_A, "b" * 32]) and acme["lookup_metrics"] == [TRACE_A]
@@ -246,3 +248,38 @@ async def test_ingest_tokens_and_api_keys_each_open_only_their_own_door(
 
         assert (await export("ingest-key"), await export("read-key")) == (200, 401)
         assert (await read("read-key"), await read("ingest-key")) == (200, 401)
+
+
+@pytest.mark.asyncio
+async def test_a_shared_trace_id_leaks_no_exemplar_and_no_correlation_id(warehouse: Warehouse) -> None:
+    """globex (B) records a metric whose exemplar names acme's (A) trace A, and a span of its
+    own on that trace under its own ID: every read path keeps each tenant to its own rows."""
+    insert_scenario(warehouse)  # acme: trace A under X
+    theirs = "globex-own-7"
+    warehouse.insert("otel_traces", columns([
+        span(TRACE_A, "9b" * 8, "", 5, 1, "globex-edge", "GET /partner", "Server", theirs, tenant="globex")]))
+    warehouse.insert("ollystack_trace_links", columns([link(TRACE_A, theirs, "header", 2, 5, tenant="globex")]))
+    warehouse.insert("metric_exemplars", columns([
+        {"Timestamp": T0 + 6 * MS, "MetricName": "globex.calls", "MetricType": "gauge", "ServiceName": "globex-edge",
+         "Value": 3.0, "TraceId": TRACE_A, "SpanId": "9b" * 8, "CorrelationId": theirs, "FilteredAttributes": {},
+         "Attributes": {}, "Tenant": "globex"}]))
+    async with make_client(warehouse, {"key-acme": "acme", "key-globex": "globex"}) as client:
+        acme, globex = {"X-API-Key": "key-acme"}, {"X-API-Key": "key-globex"}
+        theirs_for_acme = await client.get("/api/v1/metrics/globex.calls/exemplars", params=WINDOW, headers=acme)
+        own_lookup = (await client.get(f"/api/v1/correlate/{X}", headers=acme)).json()
+        other_id = await client.get(f"/api/v1/correlate/{theirs}", headers=acme)
+        other_timeline = await client.get(f"/api/v1/correlate/{theirs}/timeline", headers=acme)
+        redirect = await client.get(f"/api/v1/exemplars/{TRACE_A}/trace", headers=acme)
+        trace = (await client.get(f"/api/v1/traces/{TRACE_A}", headers=acme)).json()
+        their_lookup = (await client.get(f"/api/v1/correlate/{theirs}", headers=globex)).json()
+        their_exemplars = (await client.get("/api/v1/metrics/globex.calls/exemplars", params=WINDOW,
+                                            headers=globex)).json()
+    assert theirs_for_acme.status_code == 200 and theirs_for_acme.json()["exemplars"] == []
+    assert "globex" not in orjson.dumps(own_lookup).decode() and theirs not in orjson.dumps(own_lookup).decode()
+    assert (other_id.status_code, other_timeline.status_code) == (404, 404)
+    assert redirect.status_code == 307 and redirect.headers["location"].endswith(f"/api/v1/correlate/{X}")
+    assert trace["correlation_id"] == X and {s["service"] for s in trace["spans"]} >= {"frontend"}
+    assert "globex-edge" not in {s["service"] for s in trace["spans"]}
+    assert [m["metric_name"] for m in their_lookup["metrics"]] == ["globex.calls"]
+    assert {s["service"] for t in their_lookup["traces"] for s in t["spans"]} == {"globex-edge"}
+    assert [e["correlation_id"] for e in their_exemplars["exemplars"]] == [theirs]

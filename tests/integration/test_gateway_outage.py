@@ -95,7 +95,7 @@ async def test_broker_stopped_during_sends(tmp_path: Path, unique: str) -> None:
     await asyncio.to_thread(broker.start)
     try:
         async with running_gateway(broker.bootstrap, unique, ack_timeout_s=ACK_TIMEOUT_S,
-                                   max_request_bytes=1024 * 1024, max_inflight_bytes=1024 * 1024) as gateway, \
+                                   max_request_bytes=1024 * 1024, max_inflight_bytes=8 * 1024 * 1024) as gateway, \
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.http_port}", timeout=30) as http, \
                 grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
             before, during_grpc, during_http = _sdk_spans(5), _sdk_spans(7), _sdk_spans(6)

@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from core.errors import WarehouseUnavailableError
 from core.settings import Settings
@@ -267,3 +268,42 @@ async def test_insert_failures_are_retried_without_loss_or_duplicates(
     assert rows(warehouse, "SELECT uniqExact(TraceId, SpanId) AS n FROM {db}.otel_traces")[0]["n"] == 120
     retries = worker.metrics.registry.get_sample_value("ollystack_sink_insert_retries_total", {"signal": "traces"})
     assert retries == 4
+
+
+async def test_a_restart_on_a_committed_poison_moves_the_partition_within_30s(
+        settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str) -> None:
+    """The worker died on a poison record after committing the offset before it: the poison
+    is read first again. It must be set aside and the partition must move on."""
+    late = 2**64 - 1  # protobuf takes it; DateTime64(9) cannot hold it
+    poison = ExportTraceServiceRequest()
+    poison.resource_spans.add().scope_spans.add().spans.add(
+        trace_id=bytes.fromhex(TRACE), span_id=bytes.fromhex(ORDER), name="poison",
+        start_time_unix_nano=late, end_time_unix_nano=late)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        values = [traces_request("before", [span(TRACE, ROOT)]), poison.SerializeToString(),
+                  *(traces_request("after", [span(TRACE, f"{i + 1:016x}")]) for i in range(5))]
+        sent = [await producer.send_and_wait(settings.topics.spans, v, key=TRACE.encode()) for v in values]
+    finally:
+        await producer.stop()
+    where = TopicPartition(settings.topics.spans, sent[1].partition)
+    # The enrich agents' consumer group (the app id) committed up to the poison.
+    committer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=unique, enable_auto_commit=False)
+    await committer.start()
+    try:
+        committer.assign([where])
+        await committer.commit({where: sent[1].offset})
+    finally:
+        await committer.stop()
+    worker = build_worker(settings, kafka_bootstrap, warehouse, app_id=unique)
+    await worker.start()
+    try:
+        await wait_until(lambda: rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces "
+                                                 "WHERE ServiceName = 'after'")[0]["n"] == 5,
+                         30, "the five records after the poison stored")
+        dead = await read_dead_letters(kafka_bootstrap, settings.topics.deadletter, 1)
+    finally:
+        await worker.stop()
+    assert dead[0][1]["ollystack.kind"] == "refused" and dead[0][1]["ollystack.stage"] == "sink"
+    assert rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces WHERE SpanName = 'poison'")[0]["n"] == 0

@@ -83,8 +83,10 @@ def with_stage(settings: Settings, **sections: Any) -> Settings:
     return settings.model_copy(update=sections)
 
 
-async def wait_until(check: Callable[[], Any], deadline_s: float = 60.0, what: str = "condition") -> Any:
-    """Poll ``check`` (sync, run off the loop) until it returns a truthy value or time runs out."""
+async def wait_until(check: Callable[[], Any], deadline_s: float = 60.0,
+                     what: str | Callable[[], str] = "condition") -> Any:
+    """Poll ``check`` (sync, run off the loop) until it returns a truthy value or time runs
+    out; ``what`` (or what it returns, asked at the deadline) names the condition."""
     end = time.monotonic() + deadline_s
     last = None
     while time.monotonic() < end:
@@ -92,4 +94,5 @@ async def wait_until(check: Callable[[], Any], deadline_s: float = 60.0, what: s
         if last:
             return last
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {deadline_s}s (last: {last!r})")
+    named = what() if callable(what) else what
+    raise AssertionError(f"{named} not reached within {deadline_s}s (last: {last!r})")

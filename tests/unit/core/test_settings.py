@@ -69,13 +69,15 @@ def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"OLLYSTACK_LOG_LEVEL": "loud"},
          "OLLYSTACK_LOG_LEVEL='loud': Input should be 'debug', 'info', 'warning' or 'error'"),
         ({"OLLYSTACK_CLICKHOUSE_DATABASE": "x;drop"}, "OLLYSTACK_CLICKHOUSE_DATABASE='x;drop'"),
+        ({"OLLYSTACK_KAFKA_MAX_MESSAGE_BYTES": "100"}, "OLLYSTACK_KAFKA_MAX_MESSAGE_BYTES='100'"),
         ({"OLLYSTACK_SINK_BATCH_MAX_ROWS": "0"}, "OLLYSTACK_SINK_BATCH_MAX_ROWS='0'"),
         ({"OLLYSTACK_OTLP_AUTH_TOKENS": "no-equals-sign"}, "OLLYSTACK_OTLP_AUTH_TOKENS=<secret>"),
         ({"OLLYSTACK_KAFKA_BOOTSTRAPP": "x"}, "OLLYSTACK_KAFKA_BOOTSTRAPP: unknown setting"),
         ({"OLLYSTACK_NOPE": "x"}, "OLLYSTACK_NOPE: unknown setting"),
     ],
     ids=["port-not-int", "port-too-big", "port-negative", "zero-partitions", "illegal-topic",
-         "log-level", "database-injection", "batch-rows", "tokens-format", "typo-in-section", "unknown"],
+         "log-level", "database-injection", "tiny-message-limit", "batch-rows", "tokens-format",
+         "typo-in-section", "unknown"],
 )
 def test_a_bad_value_names_the_setting_the_value_and_the_rule(environ: dict[str, str], expected: str) -> None:
     with pytest.raises(ConfigError) as info:

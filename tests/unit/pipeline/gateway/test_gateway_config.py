@@ -34,8 +34,6 @@ CONFIG_ERRORS = [
     pytest.param({"otlp": {"max_request_bytes": 2000, "max_inflight_bytes": 1000}}, "localhost:9092",
                  "otlp.max_request_bytes", id="request-over-inflight"),
     pytest.param({}, " ", "kafka.bootstrap", id="no-bootstrap"),
-    pytest.param({"kafka": {"max_message_bytes": 100}}, "localhost:9092", "kafka.max_message_bytes",
-                 id="tiny-message-limit"),
     pytest.param({"otlp": {"grpc_port": 4317, "http_port": 4317}}, "localhost:9092", "otlp.grpc_port",
                  id="same-ports"),
 ]

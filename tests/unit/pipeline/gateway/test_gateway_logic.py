@@ -212,3 +212,45 @@ def test_apply_tenant_adds_and_replaces(signal: str) -> None:
     tenants = [kv.value.string_value for kv in resource.attributes if kv.key == TENANT_ATTRIBUTE]
     assert tenants == ["acme"]
     assert resource.attributes[0].key == "service.name"
+
+
+LATE = 2**64 - 1  # uint64 allows it; DateTime64(9) ends at 2**63 - 1
+
+
+@pytest.mark.parametrize("field", ["start", "end", "event"])
+def test_a_span_with_a_time_past_2262_is_refused_and_its_neighbours_kept(field: str) -> None:
+    req = traces(("svc", [("s", [(T1, S1), (T1, S2)])]))
+    late = req.resource_spans[0].scope_spans[0].spans[1]
+    if field == "start":
+        late.start_time_unix_nano = LATE
+    elif field == "end":
+        late.end_time_unix_nano = LATE
+    else:
+        late.events.add(time_unix_nano=LATE, name="e")
+    result = split_request("traces", req, BIG)
+    assert (result.accepted_items, result.rejected_items) == (1, 1)
+    assert "past 2262-04-11" in result.error_message
+    [record] = result.records
+    assert [s.span_id.hex() for s in ExportTraceServiceRequest.FromString(record.value).resource_spans[0]
+            .scope_spans[0].spans] == [S1]
+
+
+def test_a_log_with_a_time_past_2262_is_refused() -> None:
+    req = logs(("svc", T1, S1), ("svc", T1, S2))
+    req.resource_logs[0].scope_logs[0].log_records[0].observed_time_unix_nano = LATE
+    result = split_request("logs", req, BIG)
+    assert (result.accepted_items, result.rejected_items) == (1, 1)
+
+
+def test_only_the_points_with_a_time_past_2262_are_refused() -> None:
+    req = ExportMetricsServiceRequest()
+    metric = req.resource_metrics.add().scope_metrics.add().metrics.add(name="m")
+    for t in (1, LATE, 3):
+        metric.gauge.data_points.add(time_unix_nano=t, as_double=1.0)
+    metric.gauge.data_points[2].exemplars.add(time_unix_nano=LATE, as_double=1.0)
+    result = split_request("metrics", req, BIG)
+    assert (result.accepted_items, result.rejected_items) == (1, 2)
+    [record] = result.records
+    kept = ExportMetricsServiceRequest.FromString(record.value).resource_metrics[0].scope_metrics[0].metrics[0]
+    assert [p.time_unix_nano for p in kept.gauge.data_points] == [1]
+    assert [p.time_unix_nano for p in metric.gauge.data_points] == [1, LATE, 3]  # the request is not changed
