@@ -70,9 +70,17 @@ def build_request(spans: int, rnd: random.Random) -> bytes:
     return request.SerializeToString()
 
 
+def _peak_rss_bytes() -> int:
+    """This process's peak resident set (VmHWM), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def _serve_gateway(bootstrap: str, settings_json: str, conn: Any) -> None:
-    """Child process: run a gateway; answer "cpu" with its CPU seconds so far, and "stop"
-    with its accepted-spans counter before stopping."""
+    """Child process: run a gateway; answer "cpu" with its CPU seconds so far, "rss" with its
+    peak resident bytes, and "stop" with its accepted-spans counter before stopping."""
     from pipeline.gateway import build_gateway
 
     async def run() -> None:
@@ -80,8 +88,8 @@ def _serve_gateway(bootstrap: str, settings_json: str, conn: Any) -> None:
         await gateway.start()
         conn.send((gateway.grpc_port, gateway.http_port))
         loop = asyncio.get_running_loop()
-        while await loop.run_in_executor(None, conn.recv) == "cpu":
-            conn.send(time.process_time())
+        while (command := await loop.run_in_executor(None, conn.recv)) in ("cpu", "rss"):
+            conn.send(time.process_time() if command == "cpu" else _peak_rss_bytes())
         conn.send(gateway.metrics.value("ollystack_gateway_accepted_items_total", {"signal": "traces"}))
         await gateway.stop()
 
@@ -107,6 +115,9 @@ class _GatewayProcess:
 
     async def cpu_s(self) -> float:
         return float(await self._ask("cpu"))
+
+    async def peak_rss_bytes(self) -> int:
+        return int(await self._ask("rss"))
 
     async def stop(self) -> int:
         accepted = int(await self._ask("stop"))

@@ -126,7 +126,14 @@ class ScoreStage:
             try:
                 async for event in stream.events():
                     points = stage._points(event.value)
-                    last = -1 if points is None else stage._fold(event.message.partition, points)
+                    try:
+                        last = -1 if points is None else stage._fold(event.message.partition, points)
+                    except (TypeError, ValueError, OverflowError):  # rows not written by enrich
+                        log.exception("score failed", extra={"topic": event.message.topic,
+                                                             "partition": event.message.partition,
+                                                             "offset": event.message.offset})
+                        stage.metrics.bad_records.inc()
+                        last = -1
                     if last < 0:
                         await stream.ack(event)
                     else:

@@ -34,6 +34,17 @@ class KafkaRejectedError(GatewayError):
     message.max.bytes is below kafka.max_message_bytes): a deployment error, not bad input."""
 
 
+def produce_error(exc: BaseException, retry_after_s: float) -> GatewayError:
+    """What a client is told when Kafka did not take a record.
+
+    aiokafka marks a batch that expired in its queue (KafkaTimeoutError) as not retriable,
+    but that is overload: the same request succeeds later, so it is UNAVAILABLE / 503 with a
+    retry hint. Only refusals of the record itself or of our access are permanent."""
+    if isinstance(exc, _PERMANENT):
+        return KafkaRejectedError(f"Kafka refused a record: {exc!r}")
+    return KafkaUnavailableError(f"Kafka did not take the records now: {exc!r}", retry_after_s)
+
+
 class RecordProducer:
     """Produces a request's records and returns only once Kafka acknowledged all of them."""
 
@@ -115,12 +126,7 @@ class RecordProducer:
         self._metrics.produce_latency.labels(signal).observe(time.monotonic() - started)
 
     def _error_for(self, exc: BaseException) -> GatewayError:
-        # aiokafka marks a batch that expired in its queue (KafkaTimeoutError) as not
-        # retriable, but it is overload: the same request succeeds later. Only refusals
-        # of the record itself or of our access are permanent.
-        if isinstance(exc, _PERMANENT):
-            return KafkaRejectedError(f"Kafka refused a record: {exc!r}")
-        return KafkaUnavailableError(f"Kafka did not take the records now: {exc!r}", self._config.retry_after_s)
+        return produce_error(exc, self._config.retry_after_s)
 
     def _settled(self, size_bytes: int, fut: asyncio.Future[object]) -> None:
         self.budget.release(size_bytes)

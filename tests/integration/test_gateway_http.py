@@ -103,10 +103,12 @@ async def test_protobuf_response_in_protobuf_and_partial_success(gateway: Gatewa
     (b"a" * (LIMIT_BYTES + 1), PROTO, 413, "larger than"),
     (gzip.compress(b"\x00" * (LIMIT_BYTES * 50)), {**PROTO, "content-encoding": "gzip"}, 413, "decompressed"),
     (b"not gzip", {**PROTO, "content-encoding": "gzip"}, 400, "not valid gzip"),
+    (gzip.compress(_span_request(1).SerializeToString()) + b"trailing junk", {**PROTO, "content-encoding": "gzip"},
+     400, "bytes after its end"),
     (b"{}", {"content-type": "text/plain"}, 415, "Content-Type 'text/plain' is not supported"),
     (b"{}", {**JSON, "content-encoding": "br"}, 415, "Content-Encoding 'br'"),
 ], ids=["garbage-protobuf", "bad-json", "bad-trace-id", "oversize", "gzip-bomb", "bad-gzip",
-        "wrong-content-type", "unknown-encoding"])
+        "gzip-trailing-garbage", "wrong-content-type", "unknown-encoding"])
 async def test_bad_input_gets_a_4xx_with_a_message_and_the_next_request_is_served(
         client: httpx.AsyncClient, body: bytes, headers: dict[str, str], status: int, message: str) -> None:
     response = await client.post("/v1/traces", content=body, headers=headers)
@@ -170,3 +172,4 @@ async def test_auth_off_adds_no_tenant(gateway: Gateway, client: httpx.AsyncClie
     assert (await client.post("/v1/traces", content=body, headers=JSON)).status_code == 200
     records = await read_raw(gateway.config.bootstrap, gateway.config.spans_topic, "traces", until_items=1)
     assert [list(rs.resource.attributes) for r in records for rs in r.request.resource_spans] == [[]]
+

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer
 
-from core.settings import OtlpSettings, Settings, TopicSettings
+from core.settings import KafkaSettings, OtlpSettings, Settings, TopicSettings
 from pipeline.gateway.logic import SHAPES, Signal, count_items
 from pipeline.gateway.service import Gateway, build_gateway
 from pipeline.topics import TopicSpec, ensure_topics
@@ -35,17 +35,20 @@ async def create_raw_topics(bootstrap: str, prefix: str, partitions: int = 3) ->
     return topics
 
 
-def gateway_settings(topics: TopicSettings, **otlp: Any) -> Settings:
-    """Settings for a gateway on free ports writing to ``topics``; ``otlp`` overrides."""
-    return Settings(otlp=OtlpSettings(**{"grpc_port": 0, "http_port": 0, **otlp}), topics=topics)
+def gateway_settings(topics: TopicSettings, kafka: dict[str, Any] | None = None, **otlp: Any) -> Settings:
+    """Settings for a gateway on free ports writing to ``topics``; ``kafka`` and ``otlp``
+    override their sections."""
+    return Settings(otlp=OtlpSettings(**{"grpc_port": 0, "http_port": 0, **otlp}), topics=topics,
+                    kafka=KafkaSettings(**(kafka or {})))
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(bootstrap: str, prefix: str, **otlp: Any) -> AsyncIterator[Gateway]:
+async def running_gateway(bootstrap: str, prefix: str, kafka: dict[str, Any] | None = None,
+                          **otlp: Any) -> AsyncIterator[Gateway]:
     """A started gateway on free ports with raw topics of its own (``gateway.config`` names
     them); stopped on exit."""
     topics = await create_raw_topics(bootstrap, prefix)
-    gateway = build_gateway(gateway_settings(topics, **otlp), bootstrap)
+    gateway = build_gateway(gateway_settings(topics, kafka, **otlp), bootstrap)
     await gateway.start()
     try:
         yield gateway

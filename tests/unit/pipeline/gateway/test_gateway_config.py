@@ -6,6 +6,7 @@ import zlib
 from typing import Any
 
 import pytest
+from aiokafka import errors as kafka_errors
 
 from core.credentials import IngestToken
 from core.errors import ConfigError
@@ -20,6 +21,7 @@ from pipeline.gateway.errors import (
     UnsupportedMediaTypeError,
 )
 from pipeline.gateway.http_server import decompress
+from pipeline.gateway.producer import produce_error
 
 
 def _settings(**sections: dict[str, Any]) -> Settings:
@@ -103,3 +105,16 @@ def test_decompress(body: bytes, encoding: str, limit: int, expected: Any) -> No
     else:
         with pytest.raises(expected):
             decompress(body, encoding, limit)
+
+
+@pytest.mark.parametrize(("error", "status", "retry"), [
+    (kafka_errors.KafkaTimeoutError("Batch for TopicPartition(t, 0) is expired"), 503, True),
+    (kafka_errors.RequestTimedOutError(), 503, True),
+    (kafka_errors.NotEnoughReplicasError(), 503, True),
+    (kafka_errors.KafkaConnectionError(), 503, True),
+    (kafka_errors.MessageSizeTooLargeError(), 500, False),
+    (kafka_errors.TopicAuthorizationFailedError(), 500, False),
+], ids=["batch-expired", "request-timeout", "not-enough-replicas", "connection", "too-large", "not-allowed"])
+def test_kafka_failures_tell_the_client_whether_to_retry(error: Exception, status: int, retry: bool) -> None:
+    answer = produce_error(error, 1.0)
+    assert answer.http_status == status and (answer.retry_after_s is not None) is retry
