@@ -4,17 +4,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from agents.cardinality import CardinalityLimiter
 from agents.deadletter import Kind, SourceRecord
 from agents.enrich.config import EnrichConfig
-from agents.enrich.logic import Decoded, EnrichResult, decode_record, enrich_decoded
+from agents.enrich.logic import Decoded, EnrichResult, TraceKey, TraceState, decode_record, enrich_decoded
 from agents.enrich.sizing import fit
 from agents.enrich.state import TraceStates
 from agents.stage import StageDeps
-from core.errors import BrokerUnavailableError, DecodeError
+from core.errors import BrokerUnavailableError, DecodeError, WarehouseError
 from core.types import Signal
 from sinks.retry import retry_warehouse
 
@@ -70,15 +70,15 @@ class EnrichStage:
             deps.app.agent(deps.topic(source), name=name)(self._loop(signal, deps.topic(target)))
             self.agent_names.append(name)
 
-    async def _known(self, decoded: list[Decoded]) -> None:
-        """Load the stored states of every trace of a batch not cached yet, in one query;
-        retried while ClickHouse is unreachable (the records wait, unacknowledged)."""
-        traces = set().union(*(d.traces for d in decoded))
-        await retry_warehouse(lambda: self.traces.known(traces), "trace state lookup", self.config.retry,
-                              lambda: self.deps.app.should_stop)
+    async def _known(self, traces: Iterable[TraceKey]) -> dict[TraceKey, TraceState]:
+        """The stored states of ``traces``, from the cache or in one query; retried while
+        ClickHouse is unreachable (the records wait, unacknowledged)."""
+        wanted = set(traces)
+        return await retry_warehouse(lambda: self.traces.known(wanted), "trace state lookup", self.config.retry,
+                                     lambda: self.deps.app.should_stop)
 
     async def _enrich(self, decoded: Decoded) -> EnrichResult:
-        known = await self.traces.known(decoded.traces)
+        known = await self._known(decoded.traces)
         result = enrich_decoded(decoded, known, self.config.correlation, self.limiter, time.time())
         self.traces.remember(result.trace_updates)
         return result
@@ -106,10 +106,15 @@ class EnrichStage:
                                                               "partition": event.message.partition,
                                                               "offset": event.message.offset})
                         await stage._set_aside(stream, event, "failed", f"decode failed: {exc!r}")
-                await stage._known([d for _, d in batch])
+                await stage._known(set().union(*(d.traces for _, d in batch)))  # one query for the batch
                 for event, decoded in batch:
                     try:
                         result = await stage._enrich(decoded)
+                    except WarehouseError as exc:
+                        if exc.retriable:  # still down while stopping: read again after the restart
+                            raise
+                        await stage._set_aside(stream, event, "failed", f"enrich failed: {exc!r}")
+                        continue
                     except Exception as exc:  # noqa: BLE001 - bad input must not stall the partition
                         message = event.message
                         log.exception("enrich failed", extra={"topic": message.topic, "partition": message.partition,
