@@ -2,6 +2,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
+COPY core core
 COPY pipeline pipeline
 COPY agents agents
 COPY schemas schemas
