@@ -23,14 +23,13 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from core.settings import OtlpSettings, ScoreSettings, Settings
 from pipeline.gateway.grpc_server import SERVICE_NAMES
-from pipeline.gateway.service import Gateway, build_gateway
-from pipeline.topics import ensure_topics, topic_specs
-from pipeline.worker import build_worker
+from pipeline.gateway.service import Gateway
 from schemas.otlp_json import to_otlp_json
 from sinks.warehouse import Warehouse
 from tests.support.accounting import Accounts, account, first_keys_per_partition
 from tests.support.builders import settings_for, wait_until
 from tests.support.fuzz import LATE, T0, case
+from tests.support.pipeline import running_pipeline
 
 pytestmark = pytest.mark.asyncio
 PROTO, JSON = {"content-type": "application/x-protobuf"}, {"content-type": "application/json"}
@@ -42,16 +41,8 @@ async def pipeline(kafka_bootstrap: str, unique: str, tmp_path: Path,
                    warehouse: Warehouse) -> AsyncIterator[tuple[Settings, Gateway]]:
     settings = settings_for(unique, tmp_path, warehouse.database).model_copy(
         update={"otlp": OtlpSettings(grpc_port=0, http_port=0), "score": ScoreSettings(enabled=False)})
-    await ensure_topics(kafka_bootstrap, topic_specs(settings.topics))
-    gateway = build_gateway(settings, kafka_bootstrap)
-    worker = build_worker(settings, kafka_bootstrap, warehouse, app_id=unique)
-    await gateway.start()
-    await worker.start()
-    try:
+    async with running_pipeline(settings, kafka_bootstrap, warehouse, unique) as gateway:
         yield settings, gateway
-    finally:
-        await worker.stop()
-        await gateway.stop()
 
 
 async def all_accounted(settings: Settings, bootstrap: str, warehouse: Warehouse, deadline_s: float) -> Accounts:

@@ -25,11 +25,10 @@ from opentelemetry.trace import Status, StatusCode
 from api.app import create_app
 from core.settings import OtlpSettings, Settings
 from pipeline.demo import run_demo
-from pipeline.gateway.service import Gateway, build_gateway
-from pipeline.topics import ensure_topics, topic_specs
-from pipeline.worker import build_worker
+from pipeline.gateway.service import Gateway
 from sinks.warehouse import Warehouse
 from tests.support.builders import settings_for, wait_until
+from tests.support.pipeline import running_pipeline
 
 pytestmark = pytest.mark.asyncio
 CORRELATION_ID = "e2e-checkout-42"
@@ -40,16 +39,8 @@ async def pipeline(kafka_bootstrap: str, unique: str, tmp_path: Path,
                    warehouse: Warehouse) -> AsyncIterator[tuple[Settings, Gateway]]:
     settings = settings_for(unique, tmp_path, warehouse.database).model_copy(
         update={"otlp": OtlpSettings(grpc_port=0, http_port=0)})
-    await ensure_topics(kafka_bootstrap, topic_specs(settings.topics))
-    gateway = build_gateway(settings, kafka_bootstrap)
-    worker = build_worker(settings, kafka_bootstrap, warehouse, app_id=unique)
-    await gateway.start()
-    await worker.start()
-    try:
+    async with running_pipeline(settings, kafka_bootstrap, warehouse, unique) as gateway:
         yield settings, gateway
-    finally:
-        await worker.stop()
-        await gateway.stop()
 
 
 def send_checkout(endpoint: str) -> tuple[list[Any], str]:
