@@ -209,13 +209,6 @@ class LocalKafkaBroker:
             proc.kill()
             proc.wait()
 
-    def kill(self) -> None:
-        """SIGKILL the broker (tests of what clients see when Kafka vanishes)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc = None
-
     def __enter__(self) -> LocalKafkaBroker:
         return self.start()
 
