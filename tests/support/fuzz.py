@@ -47,11 +47,15 @@ def _nested(depth: int) -> AnyValue:
     return value
 
 
+def _service(rng: random.Random, resource_envelope: Any) -> Any:
+    """``resource_envelope`` (ResourceSpans, ResourceLogs or ResourceMetrics) of one of five services."""
+    resource_envelope.resource.attributes.append(_kv("service.name", AnyValue(string_value=f"svc-{rng.randrange(5)}")))
+    return resource_envelope
+
+
 def _traces(rng: random.Random, n: int) -> ExportTraceServiceRequest:
     req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
-    rs.resource.attributes.append(_kv("service.name", AnyValue(string_value=f"svc-{rng.randrange(5)}")))
-    spans = rs.scope_spans.add().spans
+    spans = _service(rng, req.resource_spans.add()).scope_spans.add().spans
     trace = rng.randbytes(16)
     for i in range(n):
         start = T0 + rng.randrange(10**12)
@@ -62,9 +66,7 @@ def _traces(rng: random.Random, n: int) -> ExportTraceServiceRequest:
 
 def _logs(rng: random.Random, n: int) -> ExportLogsServiceRequest:
     req = ExportLogsServiceRequest()
-    rl = req.resource_logs.add()
-    rl.resource.attributes.append(_kv("service.name", AnyValue(string_value=f"svc-{rng.randrange(5)}")))
-    records = rl.scope_logs.add().log_records
+    records = _service(rng, req.resource_logs.add()).scope_logs.add().log_records
     for _ in range(n):
         records.add(time_unix_nano=T0 + rng.randrange(10**12), trace_id=rng.randbytes(16), span_id=rng.randbytes(8),
                     severity_number=1 + rng.randrange(24), body=AnyValue(string_value="ok"))
@@ -73,9 +75,7 @@ def _logs(rng: random.Random, n: int) -> ExportLogsServiceRequest:
 
 def _metrics(rng: random.Random, n: int) -> ExportMetricsServiceRequest:
     req = ExportMetricsServiceRequest()
-    rm = req.resource_metrics.add()
-    rm.resource.attributes.append(_kv("service.name", AnyValue(string_value=f"svc-{rng.randrange(5)}")))
-    metrics = rm.scope_metrics.add().metrics
+    metrics = _service(rng, req.resource_metrics.add()).scope_metrics.add().metrics
     for i in range(n):
         metric = metrics.add(name=f"m.{rng.randrange(10**6)}.{i}")
         if rng.random() < 0.5:
