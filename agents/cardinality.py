@@ -40,13 +40,18 @@ class CardinalityLimiter:
         self._overflows: dict[str, int] = {}
         self._latest_s = float("-inf")
 
-    def admit(self, key: str, value: str, now_s: float) -> str:
+    def admit(self, key: str, value: str, now_s: float, occurrences: int = 1) -> str:
         """Return value if it is tracked for key or a slot is free, else OVERFLOW_VALUE.
 
         An admitted value is (re)marked as seen at now_s. Every OVERFLOW_VALUE answer is
-        counted for key (see overflow_counts). Keys beyond max_keys overflow every value
-        until older keys expire.
+        counted for key (see overflow_counts), ``occurrences`` times: the caller admits
+        that many uses of the pair at once, all at now_s, and gets the answer each of
+        them would have got one by one (at one now_s, an answer never changes for a
+        pair once given). Keys beyond max_keys overflow every value until older keys
+        expire. Raises ValueError when occurrences < 1.
         """
+        if occurrences < 1:
+            raise ValueError("occurrences: must be >= 1")
         now_s = max(now_s, self._latest_s)
         self._latest_s = now_s
         cutoff_s = now_s - self._window_s
@@ -54,13 +59,13 @@ class CardinalityLimiter:
         values = self._keys.get(key)
         if values is None:
             if len(self._keys) >= self._max_keys:
-                return self._overflow(key)
+                return self._overflow(key, occurrences)
             values = OrderedDict()
             self._keys[key] = values
         else:
             self._expire_values(values, cutoff_s)
         if value not in values and len(values) >= self._max_values:
-            return self._overflow(key)
+            return self._overflow(key, occurrences)
         values[value] = now_s
         values.move_to_end(value)
         self._keys.move_to_end(key)
@@ -79,10 +84,10 @@ class CardinalityLimiter:
         """
         return dict(self._overflows)
 
-    def _overflow(self, key: str) -> str:
+    def _overflow(self, key: str, occurrences: int) -> str:
         if key not in self._overflows and len(self._overflows) >= self._max_keys:
             key = OVERFLOW_VALUE
-        self._overflows[key] = self._overflows.get(key, 0) + 1
+        self._overflows[key] = self._overflows.get(key, 0) + occurrences
         return OVERFLOW_VALUE
 
     def _expire_values(self, values: OrderedDict[str, float], cutoff_s: float) -> None:

@@ -23,10 +23,12 @@ __all__ = [
     "Resolution",
     "Source",
     "base36",
+    "clue_keys",
     "check_candidate",
     "find_correlation_id",
     "generate_correlation_id",
     "generated_id",
+    "generated_id_sql",
     "parse_baggage",
     "resolve_correlation_id",
 ]
@@ -143,6 +145,13 @@ def _header(attrs: Mapping[str, object], names: tuple[str, ...]) -> str | None:
     return None
 
 
+def clue_keys(config: CorrelationConfig) -> tuple[str, ...]:
+    """Every attribute key find_correlation_id reads under ``config``: a record without any
+    of them (and without a JSON or kvlist body) has no candidate."""
+    keys = (*config.attribute_keys, *_header_keys(config.header_names), *_BAGGAGE_KEYS)
+    return tuple(dict.fromkeys(keys))
+
+
 def parse_baggage(header: str) -> dict[str, str]:
     """Parse a W3C ``baggage`` header value into {key: percent-decoded value}.
 
@@ -234,6 +243,7 @@ def find_correlation_id(
     return None
 
 
+@lru_cache(maxsize=65536)
 def base36(n: int) -> str:
     """Return n in lower-case base 36 ("0" for 0); raises ValueError when n < 0."""
     if n < 0:
@@ -250,18 +260,31 @@ def base36(n: int) -> str:
 def generate_correlation_id(trace_id_hex: str, anchor_time_ns: int) -> str:
     """Return ``olly-{base36 anchor ms}-{8 hex}``, a pure function of its two arguments.
 
-    The 8 hex digits are blake2b (digest_size=4) of the UTF-8 bytes of the lower-cased
-    ``trace_id_hex``; any string is hashed as given, so for records without a trace (empty
-    or all-zero trace ID) the caller passes a stable record identity instead. The anchor is
-    the event time of the first record seen of the trace, so every span and log of the
-    trace gets the same ID across batches, workers, restarts and replays.
+    The 8 hex digits are the first four bytes of SHA-256 over the UTF-8 bytes of
+    ``trace_id_hex`` with ASCII letters lower-cased; any string is hashed as given, so for
+    records without a trace (empty or all-zero trace ID) the caller passes a stable record
+    identity instead. The anchor is the event time of the first record seen of the trace,
+    so every span and log of the trace gets the same ID across batches, workers, restarts
+    and replays. ``generated_id_sql`` computes the same ID in the engine (a hash and a
+    lower-casing that ClickHouse has too, which is why not blake2b or str.lower).
     Raises ValueError when anchor_time_ns is negative or beyond the 11-digit format.
     """
     anchor_ms = anchor_time_ns // 1_000_000
     if anchor_time_ns < 0 or anchor_ms > _MAX_ANCHOR_MS:
         raise ValueError(f"anchor_time_ns: must be in [0, {_MAX_ANCHOR_MS * 1_000_000}]")
-    digest = hashlib.blake2b(trace_id_hex.lower().encode("utf-8"), digest_size=4).hexdigest()
+    digest = hashlib.sha256(trace_id_hex.encode("utf-8").lower()).hexdigest()[:8]
     return f"olly-{base36(anchor_ms)}-{digest}"
+
+
+def generated_id_sql(identity: str, anchor_ns: str) -> str:
+    """``generated_id`` as a ClickHouse expression over a String ``identity`` and a UInt64
+    ``anchor_ns`` (both SQL expressions). Every UInt64 of nanoseconds is a millisecond
+    count within the format's 11 base36 digits, so no clamping is needed."""
+    ms = f"intDiv(toUInt64({anchor_ns}), 1000000)"
+    digits = (f"arrayStringConcat(arrayMap(p -> substring('{_BASE36_DIGITS}', "
+              f"toUInt8(intDiv({ms}, p) % 36) + 1, 1), {[36**i for i in range(10, -1, -1)]}))")
+    return (f"concat('olly-', replaceRegexpOne({digits}, '^0+(.)', '\\\\1'), '-', "
+            f"lower(hex(substring(SHA256(lower({identity})), 1, 4))))")
 
 
 def _escape_char(char: str) -> str:

@@ -145,12 +145,6 @@ class EnrichSettings(_Section):
     cardinality_max_values: int = Field(default=1000, gt=0)
     cardinality_window_s: float = Field(default=3600.0, gt=0)
     cardinality_max_keys: int = Field(default=10_000, gt=0)
-    # Records are enriched in batches of up to batch_max_records, or what arrived within
-    # batch_max_wait_s: the stored states of a batch's new traces are read in one query.
-    # A query per record waited behind the sink's inserts (the embedded engine runs one
-    # call at a time) and fell behind at 20 demo flows a second.
-    batch_max_records: int = Field(default=500, gt=0)
-    batch_max_wait_s: float = Field(default=0.05, gt=0)
     # Trace -> correlation states kept in memory: about a minute of traces at 3k traces/s,
     # enough to span the arrival of one trace's parts.
     trace_cache_traces: int = Field(default=200_000, gt=0)
@@ -160,12 +154,16 @@ class EnrichSettings(_Section):
 
 
 class SinkSettings(_Section):
-    # One insert holds at most batch_max_rows rows (or one record's rows, when a record
-    # alone has more); the records read at once (batch_max_records) bound the memory a
-    # batch takes, and batch_max_age_s how long a record waits for its batch to fill.
+    # Raw records are read in batches of up to batch_max_records, or what arrived within
+    # batch_max_age_s; the records of one take, every partition's, are decoded, enriched
+    # and inserted as one batch of at most batch_max_bytes of raw records (each engine
+    # batch costs a dozen calls whatever its size; past ~8 MiB a batch's working set
+    # costs more in page faults than the calls it saves). One insert holds at most
+    # batch_max_rows rows (or one record's rows, when a record alone has more).
     batch_max_rows: int = Field(default=100_000, gt=0)
-    batch_max_records: int = Field(default=500, gt=0)
-    batch_max_age_s: float = Field(default=1.0, gt=0)
+    batch_max_records: int = Field(default=2000, gt=0)
+    batch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
+    batch_max_age_s: float = Field(default=0.5, gt=0)
     retry_initial_s: float = Field(default=0.2, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
 

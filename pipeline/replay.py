@@ -1,9 +1,8 @@
-"""`ollystack replay`: re-read a raw topic range through the same enrich and sink code."""
+"""`ollystack replay`: re-read a raw topic range through the same ingest code as the live agents."""
 from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,18 +13,19 @@ from aiokafka.structs import ConsumerRecord
 from tqdm import tqdm
 
 from agents.cardinality import CardinalityLimiter
-from agents.deadletter import DeadLetters, SourceRecord
-from agents.enrich.config import EnrichConfig
-from agents.enrich.logic import decode_record, enrich_decoded
-from agents.enrich.state import TraceStates
+from agents.deadletter import DeadLetters, Kind, SourceRecord
+from agents.ingest.agent import build_plans
+from agents.ingest.batch import Ingestor
+from agents.ingest.config import IngestConfig
+from agents.ingest.state import TraceStates
+from agents.ingest.writer import BatchWriter, Origin
 from agents.metrics import WorkerMetrics
-from agents.sink.config import SinkConfig
-from core.errors import BrokerUnavailableError, ConfigError, DecodeError
+from core.errors import BrokerUnavailableError, ConfigError
 from core.settings import Settings
 from core.types import Signal
 from pipeline.topics import describe_topics
-from schemas.enriched import Tables, merge_tables
-from sinks.batches import BatchId, write_tables
+from sinks.backend import open_engine
+from sinks.engine import Engine
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -76,33 +76,37 @@ async def _bounds(consumer: AIOKafkaConsumer, parts: list[TopicPartition], start
 
 
 class Replayer:
-    """Enrich raw records of one signal exactly as the live agents do, trace states included;
-    an undecodable record is dead-lettered, as the live agents do."""
+    """Ingest raw records of one signal exactly as the live agents do, trace states included;
+    a record that cannot be read or stored is dead-lettered, as the live agents do."""
 
-    def __init__(self, signal: Signal, warehouse: Warehouse, config: EnrichConfig, deadletters: DeadLetters) -> None:
+    def __init__(self, signal: Signal, warehouse: Warehouse, engine: Engine, config: IngestConfig,
+                 deadletters: DeadLetters, metrics: WorkerMetrics) -> None:
         self.signal = signal
         self.config = config.check()
-        self.states = TraceStates(warehouse, config.trace_cache_traces)
-        self.limiter = CardinalityLimiter(config.cardinality_max_values, config.cardinality_window_s,
-                                          config.cardinality_max_keys)
+        e = config.enrich
+        limiter = CardinalityLimiter(e.cardinality_max_values, e.cardinality_window_s, e.cardinality_max_keys)
+        self.states = TraceStates(warehouse, e.trace_cache_traces)
+        self.ingestor = Ingestor(engine, self.config, self.states, build_plans(self.config, limiter))
+        self.writer = BatchWriter(warehouse, self.config, metrics)
         self.deadletters = deadletters
         self.dead = 0
 
-    async def tables(self, records: list[ConsumerRecord[bytes, bytes]]) -> Tables:
-        """Rows per table of raw records; undecodable ones are dead-lettered and skipped."""
-        parts = []
-        for record in records:
-            try:
-                decoded = decode_record(self.signal, record.value)
-            except DecodeError as exc:
-                await self.deadletters.write(SourceRecord.of(record), "replay", "undecodable", str(exc))
-                self.dead += 1
-                continue
-            known = await self.states.known(decoded.traces)
-            result = enrich_decoded(decoded, known, self.config.correlation, self.limiter, time.time())
-            self.states.remember(result.trace_updates)
-            parts.append(result.tables)
-        return merge_tables(parts)
+    async def replay(self, records: list[ConsumerRecord[bytes, bytes]]) -> int:
+        """Store one partition's run of records; return the rows stored. Dedup tokens name
+        the replay (``replay.<topic>``) and the offsets, so replaying a range twice inserts
+        nothing new, and span/log/point tables collapse rows the live path already stored."""
+        ingested = await self.ingestor.ingest(self.signal, [r.value for r in records])
+
+        async def set_aside(index: int, kind: Kind, reason: str) -> None:
+            await self.deadletters.write(SourceRecord.of(records[index]), "replay", kind, reason)
+            self.dead += 1
+
+        for index, (kind, reason) in sorted(ingested.refused.items()):
+            await set_aside(index, kind, reason)
+        positions = [Origin(f"replay.{r.topic}", r.partition, r.offset) for r in records]
+        written = await self.writer.write(ingested, positions, set_aside)
+        self.states.remember(ingested.updates)
+        return written.rows
 
 
 async def _producer(bootstrap: str, settings: Settings) -> AIOKafkaProducer:
@@ -143,9 +147,9 @@ async def run_replay(settings: Settings, warehouse: Warehouse, bootstrap: str, s
         delivery: Awaitable[Any] = await producer.send(deadletter_topic, value, key=key, headers=headers)
         return delivery
 
-    replayer = Replayer(signal, warehouse, EnrichConfig.from_settings(settings),
-                        DeadLetters(send, WorkerMetrics().deadletters))
-    writing = _Writing(warehouse, SinkConfig.from_settings(settings), batch_records)
+    metrics = WorkerMetrics()
+    replayer = Replayer(signal, warehouse, open_engine(warehouse, settings.data_dir),
+                        IngestConfig.from_settings(settings), DeadLetters(send, metrics.deadletters), metrics)
     totals = {"records": 0, "rows": 0, "dead": 0}
     try:
         count = (await describe_topics(bootstrap)).get(topic)
@@ -158,7 +162,7 @@ async def run_replay(settings: Settings, warehouse: Warehouse, bootstrap: str, s
         with tqdm(total=total, unit="rec", desc=f"replay {topic}", disable=not progress, file=sys.stderr) as bar:
             for tp, (first, end) in bounds.items():
                 if end > first:
-                    await _replay_partition(consumer, tp, first, end, replayer, writing, bar, totals)
+                    await _replay_partition(consumer, tp, first, end, replayer, batch_records, bar, totals)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -166,25 +170,16 @@ async def run_replay(settings: Settings, warehouse: Warehouse, bootstrap: str, s
     return totals
 
 
-@dataclass(frozen=True)
-class _Writing:
-    warehouse: Warehouse
-    sink: SinkConfig
-    batch_records: int
-
-
 async def _replay_partition(consumer: AIOKafkaConsumer, tp: TopicPartition, first: int, end: int,
-                            replayer: Replayer, writing: _Writing, bar: Any, totals: dict[str, int]) -> None:
+                            replayer: Replayer, batch_records: int, bar: Any, totals: dict[str, int]) -> None:
     consumer.seek(tp, first)
     position = first
     while position < end:
-        fetched = await consumer.getmany(tp, timeout_ms=1000, max_records=writing.batch_records)
+        fetched = await consumer.getmany(tp, timeout_ms=1000, max_records=batch_records)
         records = [r for r in fetched.get(tp, []) if r.offset < end]
         if not records:
             continue
-        batch = BatchId(f"replay.{tp.topic}", tp.partition, records[0].offset, records[-1].offset)
-        tables = await replayer.tables(records)
-        totals["rows"] += await write_tables(writing.warehouse, tables, batch, writing.sink.retry)
+        totals["rows"] += await replayer.replay(records)
         totals["records"] += len(records)
         position = records[-1].offset + 1
         await consumer.commit({tp: position})

@@ -1,46 +1,26 @@
-"""OTLP attribute values, IDs and enums as the plain Python and string forms our rows hold."""
+"""OTLP attribute values as plain Python and as the text forms our rows hold (the engine writes
+the same forms for whole columns, schemas/otlp_sql.py; Python writes the rare JSON ones)."""
 
 from __future__ import annotations
 
 import math
 from base64 import b64encode
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import orjson
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 __all__ = [
     "SPAN_KIND_NAMES",
     "STATUS_CODE_NAMES",
     "any_value_to_python",
     "any_value_to_string",
-    "attributes_to_map",
-    "attributes_to_maps",
-    "attributes_to_python",
     "double_to_string",
-    "hex_id",
-    "span_kind_name",
-    "status_code_name",
 ]
 
 # Indexed by the OTLP enum number; spelled as the Collector ClickHouse exporter writes them.
 SPAN_KIND_NAMES: tuple[str, ...] = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODE_NAMES: tuple[str, ...] = ("Unset", "Ok", "Error")
-
-
-def span_kind_name(kind: int) -> str:
-    """The row spelling of an OTLP SpanKind number; 'Unspecified' for numbers OTLP does not define."""
-    return SPAN_KIND_NAMES[kind] if 0 <= kind < len(SPAN_KIND_NAMES) else "Unspecified"
-
-
-def status_code_name(code: int) -> str:
-    """The row spelling of an OTLP Status.code number; 'Unset' for numbers OTLP does not define."""
-    return STATUS_CODE_NAMES[code] if 0 <= code < len(STATUS_CODE_NAMES) else "Unset"
-
-
-def hex_id(b: bytes) -> str:
-    """Lowercase hex of a trace or span ID; '' when it is empty or all zero bytes (no ID)."""
-    return b.hex() if b.lstrip(b"\0") else ""
 
 
 def double_to_string(f: float) -> str:
@@ -166,67 +146,3 @@ _STRINGERS: dict[str, Callable[[AnyValue], str]] = {
     "array_value": _json,
     "kvlist_value": _json,
 }
-
-
-def attributes_to_map(kvs: Iterable[KeyValue]) -> dict[str, str]:
-    """Attributes as a ClickHouse Map(String, String): values by ``any_value_to_string``.
-
-    A repeated key keeps its last value.
-    """
-    out: dict[str, str] = {}
-    for kv in kvs:
-        v = kv.value
-        # A non-zero scalar field proves which oneof member is set (the others read as
-        # zero values): one field read instead of WhichOneof plus a read, for nearly all
-        # attributes. Zero values and composites take the general path.
-        text = v.string_value
-        if text:
-            out[kv.key] = text
-            continue
-        number = v.int_value
-        out[kv.key] = str(number) if number else any_value_to_string(v)
-    return out
-
-
-def attributes_to_python(kvs: Iterable[KeyValue]) -> dict[str, object]:
-    """Attributes with typed values by ``any_value_to_python``; a repeated key keeps its last value."""
-    out: dict[str, object] = {}
-    for kv in kvs:
-        v = kv.value
-        text = v.string_value
-        out[kv.key] = text if text else any_value_to_python(v)
-    return out
-
-
-def attributes_to_maps(kvs: Iterable[KeyValue]) -> tuple[dict[str, str], dict[str, object]]:
-    """``(attributes_to_map(kvs), attributes_to_python(kvs))`` in one pass over the protobuf.
-
-    The row decoders need both forms for every record; reading each KeyValue once is
-    what makes that affordable.
-    """
-    strings: dict[str, str] = {}
-    typed: dict[str, object] = {}
-    for kv in kvs:
-        v = kv.value
-        key = kv.key
-        text = v.string_value
-        if text:
-            strings[key] = typed[key] = text
-            continue
-        # Same fast paths as attributes_to_map, typed side included.
-        number = v.int_value
-        if number:
-            strings[key] = str(number)
-            typed[key] = number
-            continue
-        kind = v.WhichOneof("value")
-        if kind == "bool_value":
-            typed[key] = flag = v.bool_value
-            strings[key] = "true" if flag else "false"
-        elif kind == "double_value":
-            typed[key] = real = v.double_value
-            strings[key] = double_to_string(real)
-        else:
-            strings[key] = any_value_to_string(v)
-            typed[key] = any_value_to_python(v)
-    return strings, typed

@@ -101,3 +101,38 @@ def to_arrow_array(ch_type: str, values: Sequence[Any]) -> pa.Array:
             offsets.append(len(flat))
         return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), to_arrow_array(args[0], flat))
     return pa.array(values, type=arrow_type(ch_type))
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    """``t`` with timestamps as int64 (their count of units) all the way down."""
+    if pa.types.is_timestamp(t):
+        return pa.int64()
+    if pa.types.is_list(t):
+        return pa.list_(_plain_type(t.value_type))
+    if pa.types.is_map(t):
+        return pa.map_(_plain_type(t.key_type), _plain_type(t.item_type))
+    if pa.types.is_dictionary(t):
+        return _plain_type(t.value_type)
+    return t
+
+
+def _plain_value(value: Any, t: pa.DataType) -> Any:
+    if pa.types.is_map(t):
+        return {k: _plain_value(v, t.item_type) for k, v in value}
+    if pa.types.is_list(t) and (pa.types.is_map(t.value_type) or pa.types.is_list(t.value_type)):
+        return [_plain_value(item, t.value_type) for item in value]
+    return value
+
+
+def arrow_to_columns(rows: pa.Table) -> dict[str, list[Any]]:
+    """An Arrow table as the plain columns ``Warehouse.insert`` takes: DateTime64 as integer
+    units, Maps as dicts, Arrays as lists. For the server backend, whose driver packs
+    Python values: one object per value, which is why chDB takes Arrow itself."""
+    out: dict[str, list[Any]] = {}
+    for name, column in zip(rows.column_names, rows.columns, strict=True):
+        plain = _plain_type(column.type)
+        values = (column.cast(plain) if plain != column.type else column).to_pylist()
+        if pa.types.is_map(plain) or pa.types.is_list(plain):
+            values = [_plain_value(v, plain) for v in values]
+        out[name] = values
+    return out

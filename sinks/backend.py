@@ -6,6 +6,7 @@ from pathlib import Path
 from core.errors import ConfigError
 from core.settings import ClickHouseSettings
 from sinks.embedded import EmbeddedWarehouse
+from sinks.engine import Engine
 from sinks.server import ServerWarehouse
 from sinks.warehouse import Warehouse, check_identifier
 
@@ -30,6 +31,16 @@ def open_warehouse(clickhouse: ClickHouseSettings, data_dir: Path) -> Warehouse:
         f"OLLYSTACK_CLICKHOUSE_URL: {shown}; "
         "use clickhouse://user:pass@host:9000/db, clickhouses:// for TLS, or leave it empty for chDB"
     )
+
+
+def open_engine(warehouse: Warehouse, data_dir: Path) -> Engine:
+    """The engine this process decodes raw records with: the warehouse's own when that is
+    chDB; with a server, chDB on a folder of its own under ``data_dir`` that holds nothing
+    but in-memory staging (so each worker process needs its own data_dir)."""
+    engine = getattr(warehouse, "engine", None)  # an embedded warehouse, perhaps wrapped
+    if isinstance(engine, Engine):
+        return engine
+    return Engine.open(Path(data_dir) / "chdb-stage")
 
 
 def describe(clickhouse: ClickHouseSettings, data_dir: Path) -> str:

@@ -9,8 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pyarrow as pa
+
 from core.errors import ConfigError, RowsRefusedError, WarehouseUnavailableError
 from core.types import Columns, Row
+from sinks.arrow_types import arrow_to_columns
 from sinks.warehouse import (
     CONVERSION_ERRORS,
     check_dedup_token,
@@ -101,7 +104,8 @@ class ServerWarehouse:
         rows = column_lengths(columns)
         if rows == 0:
             return 0
-        settings: dict[str, Any] = {}
+        # No merge pass at insert time: see sinks/embedded.py insert_settings.
+        settings: dict[str, Any] = {"optimize_on_insert": 0}
         if dedup_token is not None:
             settings["insert_deduplication_token"] = check_dedup_token(dedup_token)
         names = ", ".join(f"`{name}`" for name in columns)
@@ -113,6 +117,9 @@ class ServerWarehouse:
             inserting=True,
         )
         return rows
+
+    def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str | None = None) -> int:
+        return self.insert(table, arrow_to_columns(rows), dedup_token=dedup_token)
 
     def close(self) -> None:
         self._client.disconnect()

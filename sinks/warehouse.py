@@ -5,6 +5,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import pyarrow as pa
+
 from core.errors import RowsRefusedError, WarehouseError, WarehouseUnavailableError
 from core.types import Columns, Row
 
@@ -52,6 +54,13 @@ class Warehouse(Protocol):
         is dropped by ClickHouse (tables need ``non_replicated_deduplication_window``).
         Returns the row count; when it returns, ClickHouse has the rows. Raises
         RowsRefusedError when a value cannot be stored in its column."""
+
+    def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str | None = None) -> int:
+        """Insert an Arrow table whose column names are insert columns of ``table`` and whose
+        types are the ones the engine gives for them (schemas/enriched.py).
+
+        Same contract as ``insert``: returns the row count once ClickHouse has the rows;
+        RowsRefusedError when ClickHouse refuses them as data."""
 
     def close(self) -> None:
         """Release connections; the object is unusable afterwards."""

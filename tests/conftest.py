@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.settings import ClickHouseSettings
-from sinks.backend import open_warehouse
+from sinks.backend import chdb_folder, open_warehouse
+from sinks.engine import Engine
 from sinks.migrations import migrate
 from sinks.warehouse import Warehouse
 
@@ -49,6 +50,12 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # chDB allows one data folder per process, so the whole session shares one and
     # every test gets a database of its own inside it.
     return tmp_path_factory.mktemp("ollystack-data")
+
+
+@pytest.fixture
+def engine(chdb_dir: Path) -> Engine:
+    """The process's embedded engine (the same session every warehouse fixture uses)."""
+    return Engine.open(chdb_folder(chdb_dir))
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pyarrow as pa
+
 from agents.score.alertmanager import AlertmanagerForwarder
 from agents.score.config import ScoreConfig
-from agents.score.features import span_points
 from agents.score.logic import ClosedWindows, ScoreEngine
 from agents.score.metrics import ScoreMetrics
 from agents.score.state import load_state
@@ -97,20 +98,25 @@ class ScoreStage:
             resolved = [a for a in closed.alerts if a.status == "resolved"]
             self.forwarder.submit(resolved + self.engine.open_alerts())
 
-    def _points(self, value: bytes | None) -> list[Any] | None:
-        """The span points of an enriched record; None (counted) for one that is not: the
-        sink dead-letters what it cannot read."""
+    def _spans(self, value: bytes | None) -> pa.Table | None:
+        """The otel_traces rows of an enriched record; None, counted, for a value that is not
+        one (undecodable, or rows of another table): it is acknowledged, not dead-lettered,
+        as the stage only reads what another stage has stored already."""
         try:
-            return span_points(decode_enriched(value).tables.get(TRACES_TABLE, []))
-        except (DecodeError, KeyError, TypeError, ValueError):
+            record = decode_enriched(value)
+        except DecodeError:
             self.metrics.bad_records.inc()
             return None
+        if record.table != TRACES_TABLE:
+            self.metrics.bad_records.inc()
+            return None
+        return record.rows
 
-    def _fold(self, partition: int, points: list[Any]) -> int:
+    def _fold(self, partition: int, rows: pa.Table) -> int:
         engine = self.engine
-        late, reread, future = engine.late_spans, engine.reread_spans, engine.future_spans
-        last = engine.add(partition, points, time.monotonic(), time.time_ns())
-        self.metrics.spans.inc(len(points))
+        read, late, reread, future = engine.read_spans, engine.late_spans, engine.reread_spans, engine.future_spans
+        last = engine.add_table(partition, rows, time.monotonic(), time.time_ns())
+        self.metrics.spans.inc(engine.read_spans - read)
         self.metrics.late_spans.inc(engine.late_spans - late)
         self.metrics.reread_spans.inc(engine.reread_spans - reread)
         self.metrics.future_spans.inc(engine.future_spans - future)
@@ -125,10 +131,10 @@ class ScoreStage:
             held: HeldRecords[Any] = HeldRecords(stage.config.max_held_records)
             try:
                 async for event in stream.events():
-                    points = stage._points(event.value)
+                    rows = stage._spans(event.value)
                     try:
-                        last = -1 if points is None else stage._fold(event.message.partition, points)
-                    except (TypeError, ValueError, OverflowError):  # rows not written by enrich
+                        last = -1 if rows is None else stage._fold(event.message.partition, rows)
+                    except (TypeError, ValueError, OverflowError):  # columns not written by ingest
                         log.exception("score failed", extra={"topic": event.message.topic,
                                                              "partition": event.message.partition,
                                                              "offset": event.message.offset})

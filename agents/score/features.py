@@ -2,16 +2,18 @@
 
 Latency is kept in a log-bucket sketch (relative error <= 2 %) instead of a list of
 durations: memory per key and window stays bounded whatever the traffic, and two
-sketches merge by adding counts, so partial aggregates of several workers could be
-combined later without re-reading spans."""
+sketches merge by adding counts, so the partial aggregate of a record's spans
+(agents/score/spans.py) is merged into the window's, and partial aggregates of several
+workers could be combined later without re-reading spans."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from core.tenancy import tenant_of
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 SERVICE_WIDE = ""  # the operation of a service-wide key
 ERROR_STATUSES = frozenset({"Error", "STATUS_CODE_ERROR"})
@@ -24,9 +26,14 @@ Key = tuple[str, str, str]  # (tenant, service, operation); operation "" = the w
 Exemplar = tuple[str, str]  # (correlation ID, trace ID)
 
 
-def latency_bucket(duration_ns: int) -> int:
-    """The sketch bucket of a duration; 0 holds durations under 1 ns."""
-    return math.ceil(math.log(duration_ns) / _LOG_GAMMA) if duration_ns >= 1 else 0
+def latency_buckets(durations_ns: np.ndarray) -> np.ndarray:
+    """The sketch bucket of each duration (uint64 ns -> int64): ceil(ln(d) / ln(gamma)), and
+    0 for durations up to 1 ns."""
+    # The logarithm is Arrow's (the C library's, as math.log): at a bucket boundary a
+    # last-bit difference would move a span to the next bucket.
+    logs = pc.ln(pa.array(np.maximum(durations_ns, 1).astype(np.float64))).to_numpy()
+    buckets: np.ndarray = np.ceil(logs / _LOG_GAMMA).astype(np.int64)
+    return buckets
 
 
 def bucket_value_ns(bucket: int) -> float:
@@ -39,23 +46,31 @@ class WindowAggregate:
 
     __slots__ = ("spans", "errors", "buckets", "slowest_ns", "slow_exemplar", "error_exemplar")
 
-    def __init__(self) -> None:
-        self.spans = 0
-        self.errors = 0
-        self.buckets: dict[int, int] = {}
-        self.slowest_ns = -1
-        self.slow_exemplar: Exemplar = ("", "")
-        self.error_exemplar: Exemplar = ("", "")
+    def __init__(self, spans: int = 0, errors: int = 0, buckets: Mapping[int, int] | None = None,
+                 slowest_ns: int = -1, slow_exemplar: Exemplar = ("", ""),
+                 error_exemplar: Exemplar = ("", "")) -> None:
+        """An aggregate of ``spans`` spans (none by default). ``slow_exemplar`` is the first of
+        the slowest spans (``slowest_ns``, -1 without spans), ``error_exemplar`` the first
+        failed span with a correlation ID (("", "") without one)."""
+        self.spans = spans
+        self.errors = errors
+        self.buckets: dict[int, int] = dict(buckets or {})
+        self.slowest_ns = slowest_ns
+        self.slow_exemplar: Exemplar = slow_exemplar
+        self.error_exemplar: Exemplar = error_exemplar
 
-    def add(self, bucket: int, duration_ns: int, error: bool, exemplar: Exemplar) -> None:
-        self.spans += 1
-        self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
-        if duration_ns > self.slowest_ns:
-            self.slowest_ns, self.slow_exemplar = duration_ns, exemplar
-        if error:
-            self.errors += 1
-            if not self.error_exemplar[0]:
-                self.error_exemplar = exemplar
+    def merge(self, later: WindowAggregate) -> None:
+        """Fold in the aggregate of spans of the same key and window that arrived after these:
+        counts add up; the exemplars stay the first slowest span and the first failed span
+        with a correlation ID, so ties go to the spans already here."""
+        self.spans += later.spans
+        self.errors += later.errors
+        for bucket, count in later.buckets.items():
+            self.buckets[bucket] = self.buckets.get(bucket, 0) + count
+        if later.slowest_ns > self.slowest_ns:
+            self.slowest_ns, self.slow_exemplar = later.slowest_ns, later.slow_exemplar
+        if not self.error_exemplar[0]:
+            self.error_exemplar = later.error_exemplar
 
     def quantile_ms(self, q: float) -> float | None:
         """Nearest-rank quantile of the durations in ms; None without spans."""
@@ -86,41 +101,3 @@ class WindowFeatures:
 
 def features_of(agg: WindowAggregate) -> WindowFeatures:
     return WindowFeatures(agg.spans, agg.errors, agg.quantile_ms(0.5), agg.quantile_ms(0.95))
-
-
-@dataclass(frozen=True)
-class SpanPoint:
-    """The fields of a span row the score stage uses."""
-
-    time_ns: int
-    tenant: str
-    service: str
-    operation: str
-    duration_ns: int
-    error: bool
-    exemplar: Exemplar
-    span_id: str = ""
-    parent_span_id: str = ""
-
-
-def span_points(rows: Iterable[Mapping[str, Any]]) -> list[SpanPoint]:
-    """Span rows of an enriched record (otel_traces columns) as SpanPoints.
-
-    Rows without a usable Timestamp or ServiceName are skipped: they cannot be placed in
-    a window or a key, and the sink keeps them anyway."""
-    points = []
-    for row in rows:
-        ts = row.get("Timestamp")
-        service = row.get("ServiceName")
-        if not isinstance(ts, int) or ts <= 0 or not isinstance(service, str) or not service:
-            continue
-        resource = row.get("ResourceAttributes") or {}
-        duration = row.get("Duration")
-        points.append(SpanPoint(
-            ts, tenant_of(resource) if isinstance(resource, dict) else "", service,
-            str(row.get("SpanName") or ""), duration if isinstance(duration, int) and duration > 0 else 0,
-            row.get("StatusCode") in ERROR_STATUSES,
-            (str(row.get("CorrelationId") or ""), str(row.get("TraceId") or "")),
-            str(row.get("SpanId") or ""), str(row.get("ParentSpanId") or ""),
-        ))
-    return points

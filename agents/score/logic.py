@@ -1,14 +1,17 @@
 """The score engine: spans -> window aggregates -> scores -> alert changes (pure, stateful).
 
-Plain data in (span points, wall and partition facts), plain data out (anomaly rows,
-alerts); no I/O, so every rule is tested without a broker. agents/score/agent.py feeds
-it from the enriched spans topic and stores what it returns."""
+Plain data in (a record's spans as an Arrow table, wall and partition facts), plain data
+out (anomaly rows, alerts); no I/O, so every rule is tested without a broker.
+agents/score/agent.py feeds it from the enriched spans topic and stores what it returns."""
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from agents.alerting import FEATURE_TEXT, AlertPolicy, AlertTracker, WindowSignal
 from agents.cardinality import CardinalityLimiter
@@ -18,13 +21,12 @@ from agents.score.features import (
     SERVICE_WIDE,
     Exemplar,
     Key,
-    SpanPoint,
     WindowAggregate,
     WindowFeatures,
     features_of,
-    latency_bucket,
 )
 from agents.score.predict import Predictor
+from agents.score.spans import Spans, distinct_keys, read_spans, window_partials
 from agents.score.topology import CallGraph, explained_by, explaining
 from agents.score.windows import WindowClock
 from schemas.alerts import Alert
@@ -82,6 +84,7 @@ class ScoreEngine:
         self.tracker = AlertTracker(AlertPolicy(config.threshold, config.critical_threshold, config.fire_windows,
                                                 config.resolve_windows, config.api_url.rstrip("/")))
         self.closed_through = -1
+        self.read_spans = 0  # spans with a place (a time and a service), late and future ones too
         self.late_spans = 0
         # Windows scored before a restart: their records are read again (their offsets may
         # not have been committed yet); those spans are skipped, but are not late.
@@ -107,42 +110,64 @@ class ScoreEngine:
         service = self._services.admit(tenant, service, now_s)
         return tenant, service, self._operations.admit(f"{tenant}\x00{service}", operation, now_s)
 
-    def add(self, partition: int, points: Iterable[SpanPoint], now_s: float, now_ns: int) -> int:
-        """Fold the spans of one record in; return the highest window index it fed (-1: none).
+    def add_table(self, partition: int, rows: pa.Table, now_s: float, now_ns: int) -> int:
+        """Fold in the spans of one record (otel_traces columns, read by
+        agents/score/spans.py); return the highest window index it fed (-1: none).
 
         ``now_s`` is monotonic wall time (partition idleness), ``now_ns`` the wall clock
         (spans stamped more than an hour ahead of it are dropped and counted). Spans of
-        windows already closed are late: dropped and counted."""
-        keys: dict[tuple[str, str, str], tuple[str, str, str]] = {}
-        last_window, max_ns = -1, -1
-        for p in points:
-            if p.time_ns > now_ns + FUTURE_TOLERANCE_NS:
-                self.future_spans += 1
-                continue
-            window = p.time_ns // self.window_ns
-            if window <= self.closed_through:
-                if window <= self.restored_through:
-                    self.reread_spans += 1
-                else:
-                    self.late_spans += 1
-                continue
-            raw = (p.tenant, p.service, p.operation)
-            key = keys.get(raw)
-            if key is None:
-                key = keys[raw] = self._key(*raw, p.time_ns / NS_PER_S)
-            aggs = self.windows.setdefault(window, {})
-            bucket = latency_bucket(p.duration_ns)
-            for k in ((key,) if key[2] == SERVICE_WIDE else ((key[0], key[1], SERVICE_WIDE), key)):
-                agg = aggs.get(k)
-                if agg is None:
-                    agg = aggs[k] = WindowAggregate()
-                agg.add(bucket, p.duration_ns, p.error, p.exemplar)
-            self.graph.observe(key[0], key[1], p.exemplar[1], p.span_id, p.parent_span_id, window)
-            last_window = max(last_window, window)
-            max_ns = max(max_ns, p.time_ns)
-        if max_ns >= 0:
-            self.clock.observe(partition, max_ns, now_s)
-        return last_window
+        windows already closed are dropped and counted: as reread when the window was
+        closed before a restart, else as late. Each distinct (tenant, service, operation)
+        of the record goes through the cardinality limits once, at the time of its first
+        span. Raises ValueError, with nothing folded in, for columns that cannot be read."""
+        spans, window = self._placed(read_spans(rows), now_ns)
+        if not len(spans):
+            return -1
+        per_span, raw_keys, first_ns = distinct_keys(spans)
+        keys = [self._key(*raw, time_ns / NS_PER_S) for raw, time_ns in zip(raw_keys, first_ns, strict=True)]
+        self._fold(spans, window, per_span, keys)
+        nodes: dict[tuple[str, str], int] = {}
+        node = np.array([nodes.setdefault((k[0], k[1]), len(nodes)) for k in keys])[per_span]
+        self.graph.observe(pa.table({"trace_id": spans.text("trace_id"), "span_id": spans.text("span_id"),
+                                     "parent_span_id": spans.text("parent_span_id"), "window": window,
+                                     "node": node}), list(nodes))
+        self.clock.observe(partition, int(spans.time_ns.max()), now_s)
+        return int(window.max())
+
+    def _fold(self, spans: Spans, window: np.ndarray, per_span: np.ndarray, keys: list[Key]) -> None:
+        """Merge the partial aggregates of ``spans`` (span i of key ``keys[per_span[i]]``, in
+        window ``window[i]``) into the open windows."""
+        # Each span counts for its service-wide key, and for its operation's key unless it
+        # is the service-wide one (a span without a name).
+        targets: dict[Key, int] = {}
+        service_target = np.array([targets.setdefault((k[0], k[1], SERVICE_WIDE), len(targets)) for k in keys])
+        operation_target = np.array([-1 if k[2] == SERVICE_WIDE else targets.setdefault(k, len(targets))
+                                     for k in keys])[per_span]
+        named = operation_target >= 0
+        at = np.concatenate([np.flatnonzero(named), np.arange(len(spans))])
+        key_of = list(targets)
+        for target, index, partial in window_partials(
+                spans, window, at, np.concatenate([operation_target[named], service_target[per_span]])):
+            aggs = self.windows.setdefault(index, {})
+            agg = aggs.get(key_of[target])
+            if agg is None:
+                aggs[key_of[target]] = partial
+            else:
+                agg.merge(partial)
+
+    def _placed(self, spans: Spans, now_ns: int) -> tuple[Spans, np.ndarray]:
+        """``spans`` and their windows, without (but counted) those of the far future and
+        those of windows already closed."""
+        self.read_spans += len(spans)
+        future = spans.time_ns > now_ns + FUTURE_TOLERANCE_NS
+        window = spans.time_ns // self.window_ns
+        closed = ~future & (window <= self.closed_through)
+        reread = int(np.count_nonzero(closed & (window <= self.restored_through)))
+        self.future_spans += int(np.count_nonzero(future))
+        self.reread_spans += reread
+        self.late_spans += int(np.count_nonzero(closed)) - reread
+        keep = ~(future | closed)
+        return spans.select(keep), window[keep]
 
     def close_ready(self, now_s: float, assigned: Iterable[int] | None = None) -> ClosedWindows | None:
         """Close every window the watermark has passed; None when none is ready."""

@@ -1,6 +1,6 @@
 """The score stage's durable state: recent windows and open alerts, read back from ClickHouse.
 
-Why not Faust tables: see agents/enrich/state.py (recovery from the changelog stalled
+Why not Faust tables: see agents/ingest/state.py (recovery from the changelog stalled
 after a SIGKILL). The anomaly rows the stage writes anyway hold every window's features
 and whether the detector learned it, so replaying the last windows rebuilds each detector
 exactly, and the alerts table says which alerts are open; nothing else needs a changelog."""

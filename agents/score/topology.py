@@ -11,55 +11,145 @@ it explains. Throughput is the other way round: fewer requests at the edge mean 
 everywhere below, so a throughput anomaly is explained by an anomalous caller."""
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Generic, TypeVar
 
 import networkx as nx
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Features whose anomaly travels up the call path (callers wait for and fail with callees).
 UPSTREAM_FEATURES = frozenset({"latency_p50", "latency_p95", "error_rate"})
 THROUGHPUT = "throughput"
 
-_SpanRef = tuple[str, str]  # (trace ID, span ID)
+K = TypeVar("K")
+V = TypeVar("V")
+Node = tuple[str, str]  # (tenant, service)
+_Child = tuple[str, str, int]  # (tenant, service, window)
+
+
+def _empty(text: pa.Array) -> np.ndarray:
+    empty: np.ndarray = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    return empty
+
+
+class RecentMap(Generic[K, V]):
+    """The entries added last, at most ``max_items`` (at least 2): entries go into a young
+    generation; once it holds half the bound it becomes the old one, and the old one is
+    dropped whole. Unlike an LRU there is no upkeep per entry, and a batch of entries is
+    added by dict.update; the price is that an entry may go after half the bound."""
+
+    def __init__(self, max_items: int) -> None:
+        self._half = max(1, max_items // 2)
+        self._young: dict[K, V] = {}
+        self._old: dict[K, V] = {}
+
+    def __len__(self) -> int:
+        return len(self._young) + len(self._old)
+
+    def _room(self) -> None:
+        if len(self._young) >= self._half:
+            self._old, self._young = self._young, {}
+
+    def get(self, key: K) -> V | None:
+        value = self._young.get(key)
+        return self._old.get(key) if value is None else value
+
+    def setdefault(self, key: K, default: V) -> V:
+        value = self.get(key)
+        if value is None:
+            self._room()
+            value = self._young[key] = default
+        return value
+
+    def update(self, keys: Sequence[K], values: Sequence[V]) -> None:
+        """Add ``keys[i]: values[i]`` in order (a key added again takes its new value)."""
+        start = 0
+        while start < len(keys):
+            self._room()
+            end = start + self._half - len(self._young)
+            self._young.update(zip(keys[start:end], values[start:end], strict=True))
+            start = end
+
+    def pop_all(self, keys: Sequence[K]) -> list[tuple[K, V]]:
+        """Remove the entries of ``keys`` that are here and return them."""
+        out = []
+        for generation in (self._old, self._young):
+            if generation:
+                out += [(key, generation.pop(key)) for key in generation.keys() & keys]
+        return out
 
 
 class CallGraph:
     """Caller -> callee edges per tenant, each with the last window it was seen in.
 
-    An edge is a span whose parent span is in another service. Parents and children of
-    one trace come in different records (each service exports its own spans), so the
-    services of recent spans, and children still waiting for their parent, are kept in
-    two bounded LRU maps: a pair missed when traffic outruns them costs nothing, because
-    the same edge shows up again in the next trace."""
+    An edge is a span whose parent span is in another service of the same tenant. Parents
+    and children of one trace often come in different records (each service exports its
+    own spans), so the services of recent spans, and children still waiting for their
+    parent, are kept in two bounded maps: a pair missed when traffic outruns them costs
+    nothing, because the same edge shows up again in the next trace."""
 
     def __init__(self, max_spans: int = 100_000) -> None:
         self.max_spans = max_spans
-        self._services: OrderedDict[_SpanRef, tuple[str, str]] = OrderedDict()  # span -> (tenant, service)
-        self._waiting: OrderedDict[_SpanRef, list[tuple[str, str, int]]] = OrderedDict()  # parent -> children
+        self._services: RecentMap[str, Node] = RecentMap(max_spans)  # "trace\0span" -> its node
+        self._waiting: RecentMap[str, list[_Child]] = RecentMap(max_spans)  # "trace\0parent" -> children
         self.edges: dict[str, dict[tuple[str, str], int]] = {}
 
-    def observe(self, tenant: str, service: str, trace_id: str, span_id: str, parent_id: str, window: int) -> None:
-        """One span of ``service``; records the edges it closes."""
-        if not trace_id:
+    def observe(self, spans: pa.Table, nodes: Sequence[Node]) -> None:
+        """The spans of one record; records the edges they close. Columns: trace_id, span_id,
+        parent_span_id (strings, no nulls), window and node (int64: the span's (tenant,
+        service) is ``nodes[node]``). Spans without a trace ID are ignored.
+
+        A parent in the same record is found by a vectorized lookup, whichever of the two
+        comes first. Then the record's spans are remembered, the children of earlier
+        records that waited for one of them get their edge, and the children left look
+        for their parent among the spans of earlier records, or wait for it."""
+        trace, span, parent = (spans.column(c).combine_chunks() for c in ("trace_id", "span_id", "parent_span_id"))
+        traced = ~_empty(trace)
+        if not traced.any():
             return
-        if span_id:
-            ref = (trace_id, span_id)
-            self._services[ref] = (tenant, service)
-            self._services.move_to_end(ref)
-            if len(self._services) > self.max_spans:
-                self._services.popitem(last=False)
-            for child_tenant, child, child_window in self._waiting.pop(ref, ()):
-                if child_tenant == tenant:
-                    self.add_edge(tenant, service, child, child_window)
-        if not parent_id:
+        node, window = spans.column("node").to_numpy(), spans.column("window").to_numpy()
+        is_parent, is_child = traced & ~_empty(span), traced & ~_empty(parent)
+        refs = pc.binary_join_element_wise(trace, span, "\x00")
+        refs = refs if is_parent.all() else pc.filter(refs, pa.array(is_parent))
+        parent_refs = pc.binary_join_element_wise(trace, parent, "\x00")
+        parent_rows = np.flatnonzero(is_parent)
+        found = pc.fill_null(pc.index_in(parent_refs, value_set=refs), -1).to_numpy()
+        inside = is_child & (found >= 0)
+        self._link_all(nodes, node[parent_rows[found[inside]]], node[inside], window[inside])
+        remembered = refs.to_pylist()
+        self._services.update(remembered, list(map(nodes.__getitem__, node[is_parent].tolist())))
+        for ref, waiting in self._waiting.pop_all(remembered):
+            owner = self._services.get(ref)
+            if owner is not None:
+                for tenant, service, child_window in waiting:
+                    self._link(owner, (tenant, service), child_window)
+        outside = is_child & (found < 0)
+        if not outside.any():
             return
-        parent = self._services.get((trace_id, parent_id))
-        if parent is None:
-            self._waiting.setdefault((trace_id, parent_id), []).append((tenant, service, window))
-            if len(self._waiting) > self.max_spans:
-                self._waiting.popitem(last=False)
-        elif parent[0] == tenant:
-            self.add_edge(tenant, parent[1], service, window)
+        for ref, child, child_window in zip(pc.filter(parent_refs, pa.array(outside)).to_pylist(),
+                                            node[outside].tolist(), window[outside].tolist(), strict=True):
+            owner = self._services.get(ref)
+            if owner is None:
+                self._waiting.setdefault(ref, []).append((*nodes[child], child_window))
+            else:
+                self._link(owner, nodes[child], child_window)
+
+    def _link_all(self, nodes: Sequence[Node], parents: np.ndarray, children: np.ndarray, windows: np.ndarray) -> None:
+        """Edges of parent and child nodes (index arrays), each once with its last window."""
+        calls = parents != children
+        if not calls.any():
+            return
+        pairs, at = np.unique(parents[calls] * len(nodes) + children[calls], return_inverse=True)
+        last = np.full(len(pairs), np.iinfo(np.int64).min, np.int64)
+        np.maximum.at(last, at, windows[calls])
+        for pair, window in zip(pairs.tolist(), last.tolist(), strict=True):
+            self._link(nodes[pair // len(nodes)], nodes[pair % len(nodes)], window)
+
+    def _link(self, parent: Node, child: Node, window: int) -> None:
+        if parent[0] == child[0]:
+            self.add_edge(parent[0], parent[1], child[1], window)
 
     def add_edge(self, tenant: str, caller: str, callee: str, window: int) -> None:
         if caller == callee:

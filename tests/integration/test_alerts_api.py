@@ -13,13 +13,13 @@ import pytest
 import pytest_asyncio
 
 from agents.score.config import ScoreConfig
-from agents.score.features import SpanPoint
 from agents.score.logic import ScoreEngine
 from api.app import create_app
 from api.routes import alerts as alert_routes
 from core.settings import Settings
 from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE
 from sinks.warehouse import Warehouse
+from tests.support.score_points import span_row, spans_table
 
 pytestmark = pytest.mark.asyncio
 T0 = 1_763_856_000_000_000_000  # 2025-11-23T00:00:00Z
@@ -36,15 +36,15 @@ def latency_ms(service: str, w: int) -> float:
     return 40.0
 
 
-def points(w: int, rng: random.Random) -> list[SpanPoint]:
+def points(w: int, rng: random.Random) -> list[dict[str, Any]]:
     out = []
     for service in ("checkout", "payments", "catalog"):
         errors = 0.5 if service == "payments" and 40 <= w <= 45 else 0.01
         for i in range(40):
             failed = rng.random() < errors
             duration = int(rng.lognormvariate(0, 0.25) * latency_ms(service, w) * MS)
-            out.append(SpanPoint(T0 + w * MIN + i * MIN // 40, "", service, ("GET /a", "POST /b")[i % 2], duration,
-                                 failed, (f"req-{service}-{w}-{i}", f"{w:016x}{i:016x}")))
+            out.append(span_row(T0 + w * MIN + i * MIN // 40, service, ("GET /a", "POST /b")[i % 2], duration,
+                                failed, f"req-{service}-{w}-{i}", f"{w:016x}{i:016x}"))
     return out
 
 
@@ -60,7 +60,7 @@ def scenario() -> dict[str, Any]:
     for w in range(WINDOWS):
         batch = points(w, rng)
         spans += batch
-        engine.add(0, batch, 0.0, CLOCK)
+        engine.add_table(0, spans_table(batch), 0.0, CLOCK)
         closed = engine.close(T0 // CONFIG.window_ns + w)
         rows += closed.rows
         alerts += closed.alerts
@@ -69,10 +69,8 @@ def scenario() -> dict[str, Any]:
 
 @pytest_asyncio.fixture
 async def client(warehouse: Warehouse, scenario: dict[str, Any], tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    spans = [{"Timestamp": s.time_ns, "TraceId": s.exemplar[1], "SpanId": f"{n:016x}", "ParentSpanId": "",
-              "SpanName": s.operation, "SpanKind": "Server", "ServiceName": s.service, "Duration": s.duration_ns,
-              "StatusCode": "Error" if s.error else "Ok", "CorrelationId": s.exemplar[0],
-              "ResourceAttributes": {"service.name": s.service}} for n, s in enumerate(scenario["spans"])]
+    spans = [{**span, "SpanId": f"{n:016x}", "ParentSpanId": "", "SpanKind": "Server"}
+             for n, span in enumerate(scenario["spans"])]
     warehouse.insert("otel_traces", columns(spans))
     warehouse.insert(ANOMALIES_TABLE, columns(scenario["rows"]))
     warehouse.insert(ALERTS_TABLE, columns([a.to_row() for a in scenario["alerts"]]))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -27,7 +28,7 @@ from pipeline.topics import ensure_topics, topic_specs
 from pipeline.worker import build_worker
 from schemas.alerts import decode_alert
 from schemas.enriched import encode_enriched
-from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE
+from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE, LOGS_TABLE, TRACES_TABLE
 from sinks.warehouse import Warehouse
 from tests.support.builders import (
     T0,
@@ -37,6 +38,7 @@ from tests.support.builders import (
     wait_until,
     with_stage,
 )
+from tests.support.score_points import span_row, spans_table
 
 pytestmark = pytest.mark.asyncio
 CONFIG = ScoreConfig(window_s=10, lateness_s=2.0, idle_partition_s=20.0, history_windows=20, min_history_windows=8,
@@ -55,9 +57,15 @@ def between(first: int, last: int, **change: float) -> Shape:
     return lambda w: dict(change) if first <= w <= last else {}
 
 
+def record(rows: list[dict[str, Any]]) -> bytes:
+    """One enriched record (version 3) of otel_traces rows."""
+    (value,) = encode_enriched("traces", TRACES_TABLE, spans_table(rows), 1 << 20).values
+    return value
+
+
 def records(windows: range, plan: dict[str, Shape], seed: int = 7, spans: int = 40) -> list[tuple[str, bytes]]:
     """Enriched span records, in event-time order: per window and service ``spans`` spans in
-    records of SPANS_PER_RECORD, each record one trace (the topic's key)."""
+    records of SPANS_PER_RECORD, each record one trace (used as the key here)."""
     rng = random.Random(seed)
     out = []
     for w in windows:
@@ -70,13 +78,10 @@ def records(windows: range, plan: dict[str, Shape], seed: int = 7, spans: int = 
                     n = r * SPANS_PER_RECORD + i
                     at = T0 + w * WINDOW_NS + n * WINDOW_NS // spans
                     error = rng.random() < change.get("error_rate", 0.01)
-                    rows.append({
-                        "Timestamp": at, "TraceId": trace, "SpanId": f"{n + 1:016x}", "ParentSpanId": "",
-                        "SpanName": ("GET /items", "POST /orders")[n % 2], "SpanKind": "Server", "ServiceName": service,
-                        "Duration": int(rng.lognormvariate(0, 0.25) * change.get("latency_ms", 40.0) * MS),
-                        "StatusCode": "Error" if error else "Ok", "CorrelationId": f"req-{service}-{w}-{n}",
-                        "ResourceAttributes": {"service.name": service}})
-                out.append((trace, encode_enriched("traces", {"otel_traces": rows})))
+                    duration = int(rng.lognormvariate(0, 0.25) * change.get("latency_ms", 40.0) * MS)
+                    rows.append(span_row(at, service, ("GET /items", "POST /orders")[n % 2], duration, error,
+                                         f"req-{service}-{w}-{n}", trace, f"{n + 1:016x}"))
+                out.append((trace, record(rows)))
     return out
 
 
@@ -155,10 +160,17 @@ async def test_a_latency_step_and_an_error_burst_give_one_alert_each_and_resolve
         settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str, produce: Any) -> None:
     plan = {"checkout": between(12, 17, latency_ms=300.0), "payments": between(12, 17, error_rate=0.5),
             "catalog": normal}
-    await produce(records(range(32), plan))
+    # Records the stage cannot score are counted and acknowledged, and the others go on.
+    logs = encode_enriched("logs", LOGS_TABLE, pa.table({"Timestamp": pa.array([T0], pa.timestamp("ns"))}), 1 << 20)
+    columns = encode_enriched("traces", TRACES_TABLE, pa.table({"Timestamp": ["later"], "ServiceName": ["checkout"]}),
+                              1 << 20)
+    unreadable = [("json", b'{"v": 2, "signal": "traces", "tables": {}}'), ("logs", logs.values[0]),
+                  ("columns", columns.values[0])]
+    await produce(unreadable + records(range(32), plan))
     async with RunningStage(settings, kafka_bootstrap, warehouse, unique) as stage:
         await wait_stored(warehouse, 30)
         gauge = list(stage.metrics.score.collect())[0].samples
+        bad = list(stage.metrics.bad_records.collect())[0].samples[0].value
     alerts = await topic_alerts(kafka_bootstrap, settings.topics.alerts)
     seen = [(a.labels["service"], a.status, window_of(a.updated_at_ns)) for _, a in alerts]
     print(f"alerts: {seen}")
@@ -180,6 +192,7 @@ async def test_a_latency_step_and_an_error_burst_give_one_alert_each_and_resolve
         ("checkout", "firing"), ("checkout", "resolved"), ("payments", "firing"), ("payments", "resolved")]
     checkout = next(g for g in gauge if g.labels == {"tenant": "", "service": "checkout", "operation": ""})
     assert checkout.value < CONFIG.threshold  # recovered by the last closed window
+    assert bad == len(unreadable)
 
 
 async def test_steady_traffic_over_many_windows_raises_no_alert(

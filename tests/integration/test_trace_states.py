@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from agents.correlation import SOURCE_PRIORITY as PRIORITY
-from agents.enrich.logic import TraceState
-from agents.enrich.state import TraceStates, stored_states
-from schemas.rows import to_columns
+from agents.ingest.logic import TraceState
+from agents.ingest.state import TraceStates, stored_states
+from sinks.batches import rows_to_columns
 from sinks.warehouse import Warehouse
 
 T0 = 1_763_856_000_000_000_000
@@ -20,7 +20,7 @@ def link(tenant: str, cid: str, source: str, at_ns: int) -> dict[str, object]:
 
 @pytest.mark.asyncio
 async def test_each_tenant_reads_its_own_state_of_a_shared_trace_id(warehouse: Warehouse) -> None:
-    warehouse.insert("ollystack_trace_links", to_columns([
+    warehouse.insert("ollystack_trace_links", rows_to_columns([
         link("acme", "olly-gen", "generated", 0), link("acme", "acme-7", "header", 5),
         link("globex", "globex-1", "resource", 1),
     ]))

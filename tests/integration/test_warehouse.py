@@ -1,16 +1,24 @@
 """The warehouse on the real embedded engine: idempotent schema, inserts, bound parameters,
-de-duplicated retries and the correlation index."""
+de-duplicated retries and the correlation index; Arrow inserts on a ClickHouse server too
+when OLLYSTACK_CLICKHOUSE_URL is set."""
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from agents.ingest.batching import RECORD
 from core.errors import WarehouseError
 from core.settings import ClickHouseSettings
 from sinks.backend import open_warehouse
 from sinks.migrations import applied_versions, load_migrations, migrate
 from sinks.warehouse import Warehouse
+from tests.support.builders import span, traces_request
+from tests.support.ingesting import ingestor, plain_rows
 
 T0 = 1_700_000_000_000_000_000
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -149,3 +157,44 @@ def test_parameters_do_not_cross_between_threads(warehouse: Warehouse) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(pool.map(ask, range(200)))
     assert answers == [f"tenant-{i}" for i in range(200)]
+
+
+@pytest.fixture(params=["chdb", "server"])
+def backend(request: pytest.FixtureRequest, chdb_dir: Path, unique: str) -> Iterator[Warehouse]:
+    """A migrated database on chDB, and on the ClickHouse server OLLYSTACK_CLICKHOUSE_URL
+    names when it is set (skipped when it is not: no server can run here)."""
+    url = os.environ.get("OLLYSTACK_CLICKHOUSE_URL", "") if request.param == "server" else ""
+    if request.param == "server" and not url:
+        pytest.skip("OLLYSTACK_CLICKHOUSE_URL is not set: no ClickHouse server to test")
+    settings = ClickHouseSettings(url=SecretStr(url), database=f"{unique}_{request.param}")
+    wh = open_warehouse(settings, chdb_dir)
+    migrate(wh, settings)
+    try:
+        yield wh
+    finally:
+        wh.execute(f"DROP DATABASE IF EXISTS {settings.database} SYNC")
+        wh.close()
+
+
+def test_the_ingest_stage_rows_are_stored_as_they_are_on_either_backend(warehouse: Warehouse,
+                                                                         backend: Warehouse) -> None:
+    spans_ = [span(TRACE, "00f067aa0ba902b7", name="GET /orders", error=True, http__method="GET",
+                   http__status_code=503, tags=["a", "b"]),
+              span(TRACE, "00f067aa0ba902b8", parent="00f067aa0ba902b7", name="SELECT", correlation_id="req-42")]
+    built = ingestor(warehouse)
+    tables = asyncio.run(built.ingest("traces", [traces_request("orders", spans_, tenant__id="acme")])).tables
+    ingested = tables["otel_traces"]
+    rows = ingested.drop_columns([RECORD])
+    assert backend.insert_arrow("otel_traces", rows, dedup_token="arrow:0:0-0") == 2
+    assert backend.insert_arrow("otel_traces", rows, dedup_token="arrow:0:0-0") == 2  # a retry: dropped
+    names = ", ".join(f"`{n}`" for n in rows.column_names)
+    stored = backend.query(f"SELECT {names} FROM {backend.database}.otel_traces ORDER BY SpanId")
+    assert len(stored) == 2
+    expected = plain_rows(ingested)[0]
+    for got, want in zip(stored, expected, strict=True):
+        assert got["SpanAttributes"] == want["SpanAttributes"]
+        assert got["ResourceAttributes"] == want["ResourceAttributes"]
+        assert (got["CorrelationId"], got["StatusCode"], got["Duration"]) == (
+            want["CorrelationId"], want["StatusCode"], want["Duration"])
+    assert stored[0]["SpanAttributes"]["http.response.status_code"] == "503"  # renamed by semconv
+    assert stored[1]["CorrelationId"] == "req-42"

@@ -105,7 +105,7 @@ async def test_kill_9_mid_stream_then_restart_stores_every_span_once(
 
     worker = start_worker(env, tmp_path / 'worker.log')
     try:
-        # Kill as soon as enriched records flow: enrich, sink and commits are all in flight.
+        # Kill as soon as enriched records flow: inserts, publishing and commits are in flight.
         end = time.monotonic() + 120
         while time.monotonic() < end and await produced(kafka_bootstrap, enriched) == 0:
             assert worker.poll() is None, "the worker exited early"
@@ -115,13 +115,9 @@ async def test_kill_9_mid_stream_then_restart_stores_every_span_once(
         end = time.monotonic() + 180
         while time.monotonic() < end:
             raw = await committed(kafka_bootstrap, "ollystack", settings.topics.spans)
-            done = await committed(kafka_bootstrap, "ollystack", enriched)
-            # Records enriched before the kill but not acknowledged are enriched again, so
-            # the enriched topic holds more than REQUESTS records: wait for all of them.
-            if raw == REQUESTS and done == await produced(kafka_bootstrap, enriched):
+            if raw == REQUESTS:
                 break
         assert raw == REQUESTS, f"raw offsets committed: {raw}; log: {(tmp_path / 'worker.log').read_text()[-3000:]}"
-        assert done == await produced(kafka_bootstrap, enriched), f"enriched offsets committed: {done}"
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0
     finally:

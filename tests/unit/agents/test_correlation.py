@@ -15,10 +15,13 @@ from agents.correlation import (
     base36,
     find_correlation_id,
     generate_correlation_id,
+    generated_id,
+    generated_id_sql,
     parse_baggage,
     resolve_correlation_id,
 )
 from agents.validation import validate_correlation_id
+from sinks.engine import Engine
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 ANCHOR_NS = 1_700_000_000_123_456_789
@@ -229,7 +232,7 @@ def test_base36_rejects_negative() -> None:
 
 def test_generated_id_is_a_pure_function_of_the_trace() -> None:
     generated = generate_correlation_id(TRACE, ANCHOR_NS)
-    digest = hashlib.blake2b(TRACE.encode(), digest_size=4).hexdigest()
+    digest = hashlib.sha256(TRACE.encode()).hexdigest()[:8]
     assert generated == f"olly-{base36(ANCHOR_NS // 1_000_000)}-{digest}"
     assert generate_correlation_id(TRACE.upper(), ANCHOR_NS) == generated
     # Only the anchor's millisecond counts: the same ms, other ns, same ID.
@@ -307,3 +310,19 @@ def test_resolve(candidate: Candidate | None, expected: Resolution) -> None:
 def test_resolve_never_raises_on_odd_anchor(anchor_ns: int) -> None:
     resolution = resolve_correlation_id(None, TRACE, anchor_ns, CorrelationConfig())
     assert validate_correlation_id(resolution.correlation_id).ok
+
+
+GENERATED_SQL = [
+    pytest.param("", 0, id="empty-identity-zero-time"),
+    pytest.param("4BF92F3577B34DA6A3CE929D0E0E4736", ANCHOR_NS, id="upper-case-trace"),
+    pytest.param("1763856000123:checkout:Ünïcödé İ", 999_999, id="non-ascii-identity"),
+    pytest.param("tab\tnew\nline'quote\\", 35_000_000, id="escapes"),
+    pytest.param("x", 2**64 - 1, id="largest-anchor"),
+]
+
+
+@pytest.mark.parametrize(("identity", "anchor_ns"), GENERATED_SQL)
+def test_the_engine_generates_the_same_id(engine: Engine, identity: str, anchor_ns: int) -> None:
+    sql = f"SELECT {generated_id_sql('{i:String}', '{n:UInt64}')} AS id"
+    got = engine.arrow(sql, {"i": identity, "n": anchor_ns}).column("id").to_pylist()
+    assert got == [generated_id(identity, anchor_ns)]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
 from agents.semconv import (
+    DEPRECATED_STATEMENT,
     RENAMES,
     mask_sql_literals,
     normalize_attributes,
     normalize_severity,
+    normalized_attributes_sql,
 )
+from sinks.engine import Engine, staging_name
 
 # http.target is the one row that yields two keys; it has its own rows below.
 SIMPLE_RENAMES = [
@@ -155,3 +159,22 @@ SEVERITY = [
 @pytest.mark.parametrize(("number", "text", "expected"), SEVERITY)
 def test_normalize_severity(number: int, text: str, expected: tuple[int, str]) -> None:
     assert normalize_severity(number, text) == expected
+
+
+@pytest.mark.parametrize(("attrs", "expected", "rewritten"), NORMALIZE)
+def test_the_engine_renames_as_python_does(engine: Engine, attrs: dict[str, object], expected: dict[str, object],
+                                           rewritten: tuple[str, ...]) -> None:
+    text = {key: str(value) for key, value in attrs.items()}
+    statements = staging_name("statements")
+    engine.run(f"CREATE TABLE {statements} (Statement String, Masked String) ENGINE = Join(ANY, LEFT, Statement)")
+    try:
+        if DEPRECATED_STATEMENT in text:
+            engine.load_arrow(statements, pa.table({"Statement": [text[DEPRECATED_STATEMENT]],
+                                                    "Masked": [mask_sql_literals(text[DEPRECATED_STATEMENT])]}))
+        steps, result = normalized_attributes_sql("attrs", statements)
+        source = "SELECT {m:Map(String, String)} AS attrs"
+        sql = f"SELECT {result} AS m FROM (SELECT *, {', '.join(steps)} FROM ({source}))"
+        got = engine.arrow(sql, {"m": text}).column("m").to_pylist()[0]
+    finally:
+        engine.run(f"DROP TABLE {statements}")
+    assert got == list(normalize_attributes(text)[0].items())

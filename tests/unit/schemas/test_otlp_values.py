@@ -1,4 +1,5 @@
-"""Tests for schemas.otlp_values: AnyValue as string and Python, attributes, IDs, enum names."""
+"""Tests for schemas.otlp_values: AnyValue as string and as Python (attribute maps, IDs and
+enum names are written by the engine: tests/unit/schemas/test_otlp_sql.py)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from schemas.otlp_values import (
     any_value_to_python,
     any_value_to_string,
-    attributes_to_map,
-    attributes_to_maps,
-    attributes_to_python,
     double_to_string,
-    hex_id,
-    span_kind_name,
-    status_code_name,
 )
 
 
@@ -156,84 +151,3 @@ def test_any_value_to_python(value: AnyValue, expected: object) -> None:
     result = any_value_to_python(value)
     assert result == expected
     assert type(result) is type(expected)
-
-
-# The attribute helpers take fast paths on non-zero scalars; zero values and composites
-# must land on the same answers through the general path.
-ATTRIBUTES = [
-    pytest.param(
-        [kv("s", S("v")), kv("i", I(443)), kv("d", D(0.25)), kv("b", B(True))],
-        {"s": "v", "i": "443", "d": "0.25", "b": "true"},
-        {"s": "v", "i": 443, "d": 0.25, "b": True},
-        id="non-zero-scalars",
-    ),
-    pytest.param(
-        [kv("s", S("")), kv("i", I(0)), kv("d", D(0.0)), kv("b", B(False)), kv("e", AnyValue())],
-        {"s": "", "i": "0", "d": "0", "b": "false", "e": ""},
-        {"s": "", "i": 0, "d": 0.0, "b": False, "e": None},
-        id="zero-values",
-    ),
-    pytest.param(
-        [kv("a", array(S("x"), I(2))), kv("m", kvlist(("k", D(1.0)))), kv("y", Y(b"\x01"))],
-        {"a": '["x",2]', "m": '{"k":1}', "y": "AQ=="},
-        {"a": ["x", 2], "m": {"k": 1.0}, "y": b"\x01"},
-        id="composites-and-bytes",
-    ),
-    pytest.param(
-        [kv("k", S("first")), kv("k", I(2))],
-        {"k": "2"},
-        {"k": 2},
-        id="repeated-key-last-wins",
-    ),
-    pytest.param([], {}, {}, id="none"),
-]
-
-
-@pytest.mark.parametrize(("kvs", "strings", "typed"), ATTRIBUTES)
-def test_attributes(kvs: list[KeyValue], strings: dict[str, str], typed: dict[str, object]) -> None:
-    assert attributes_to_map(kvs) == strings
-    assert attributes_to_python(kvs) == typed
-    assert attributes_to_maps(kvs) == (strings, typed)
-    assert [type(v) for v in attributes_to_maps(kvs)[1].values()] == [type(v) for v in typed.values()]
-
-
-def test_attributes_keep_request_key_order() -> None:
-    kvs = [kv("z", S("1")), kv("a", I(2)), kv("m", B(True))]
-    assert list(attributes_to_map(kvs)) == ["z", "a", "m"]
-    assert [list(d) for d in attributes_to_maps(kvs)] == [["z", "a", "m"], ["z", "a", "m"]]
-
-
-HEX_IDS = [
-    pytest.param(
-        bytes.fromhex("5B8EFFF798038103D269B633813FC60C"), "5b8efff798038103d269b633813fc60c", id="trace-id-lowercase"
-    ),
-    pytest.param(bytes.fromhex("00F067AA0BA902B7"), "00f067aa0ba902b7", id="span-id-leading-zero"),
-    pytest.param(b"", "", id="empty"),
-    pytest.param(bytes(16), "", id="all-zero-trace-id"),
-    pytest.param(bytes(8), "", id="all-zero-span-id"),
-    pytest.param(bytes(3), "", id="all-zero-any-length"),
-]
-
-
-@pytest.mark.parametrize(("raw", "text"), HEX_IDS)
-def test_hex_id(raw: bytes, text: str) -> None:
-    assert hex_id(raw) == text
-
-
-@pytest.mark.parametrize(
-    ("number", "name"),
-    [(0, "Unspecified"), (1, "Internal"), (2, "Server"), (3, "Client"), (4, "Producer"), (5, "Consumer"),
-     (6, "Unspecified"), (-1, "Unspecified")],
-    ids=["unspecified", "internal", "server", "client", "producer", "consumer", "unknown", "negative"],
-)  # fmt: skip
-def test_span_kind_name(number: int, name: str) -> None:
-    assert span_kind_name(number) == name
-
-
-@pytest.mark.parametrize(
-    ("number", "name"),
-    [(0, "Unset"), (1, "Ok"), (2, "Error"), (3, "Unset")],
-    ids=["unset", "ok", "error", "unknown"],
-)
-def test_status_code_name(number: int, name: str) -> None:
-    assert status_code_name(number) == name

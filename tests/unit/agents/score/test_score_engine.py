@@ -1,4 +1,4 @@
-"""The score engine on span points: windows close by event time, incidents alert once, state restores."""
+"""The score engine on span tables: windows close by event time, incidents alert once, state restores."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,17 +8,17 @@ import pytest
 from agents.score.config import ScoreConfig
 from agents.score.logic import ClosedWindows, ScoreEngine
 from agents.score.windows import HeldRecords, WindowClock
-from tests.support.score_points import CONFIG, NOW_NS, T0, window_points
+from tests.support.score_points import CONFIG, NOW_NS, T0, window_rows, window_spans
 
 NORMAL = 12  # windows before the incident; more than min_history_windows
 
 
 def feed(engine: ScoreEngine, windows: range, plan: dict[str, Any], partition: int = 0) -> list[ClosedWindows]:
-    """Feed each window's points of every service (``plan``: service -> window -> kwargs), closing as we go."""
+    """Feed each window's spans of every service (``plan``: service -> window -> kwargs), closing as we go."""
     out = []
     for w in windows:
         for service, by_window in plan.items():
-            engine.add(partition, window_points(w, service, **by_window(w)), now_s=0.0, now_ns=NOW_NS)
+            engine.add_table(partition, window_spans(w, service, **by_window(w)), now_s=0.0, now_ns=NOW_NS)
         closed = engine.close_ready(now_s=0.0)
         if closed is not None:
             out.append(closed)
@@ -57,10 +57,10 @@ def test_a_latency_step_and_an_error_burst_alert_once_each_and_resolve() -> None
     assert fired["checkout"].annotations["feature"].startswith("latency")
     assert fired["payments"].annotations["feature"] == "error_rate"
     # The exemplar is an offending span of the incident: a slow one, a failed one.
-    spans = {p.exemplar[0]: p for w in range(NORMAL, NORMAL + 2)
-             for p in window_points(w, "checkout", latency_ms=400.0) + window_points(w, "payments", error_rate=0.5)}
-    assert spans[fired["checkout"].labels["correlation_id"]].duration_ns > 400 * 1_000_000
-    assert spans[fired["payments"].labels["correlation_id"]].error
+    spans = {r["CorrelationId"]: r for w in range(NORMAL, NORMAL + 2)
+             for r in window_rows(w, "checkout", latency_ms=400.0) + window_rows(w, "payments", error_rate=0.5)}
+    assert spans[fired["checkout"].labels["correlation_id"]]["Duration"] > 400 * 1_000_000
+    assert spans[fired["payments"].labels["correlation_id"]]["StatusCode"] == "Error"
     rows = [r for c in closed for r in c.rows]
     assert {r["SpanName"] for r in rows if r["ServiceName"] == "steady"} == {"", "GET /a", "POST /b"}
     assert max(r["Score"] for r in rows if r["ServiceName"] == "steady") < CONFIG.threshold
@@ -69,14 +69,14 @@ def test_a_latency_step_and_an_error_burst_alert_once_each_and_resolve() -> None
 def test_windows_wait_for_the_slowest_partition_and_late_spans_are_counted() -> None:
     engine = ScoreEngine(CONFIG)
     for w in range(5):
-        engine.add(0, window_points(w, "a"), now_s=0.0, now_ns=NOW_NS)
-    engine.add(1, window_points(0, "a"), now_s=0.0, now_ns=NOW_NS)
+        engine.add_table(0, window_spans(w, "a"), now_s=0.0, now_ns=NOW_NS)
+    engine.add_table(1, window_spans(0, "a"), now_s=0.0, now_ns=NOW_NS)
     closed = engine.close_ready(now_s=0.0)
     assert closed is None  # partition 1 is still in window 0 (plus lateness)
-    engine.add(1, window_points(3, "a"), now_s=0.0, now_ns=NOW_NS)
+    engine.add_table(1, window_spans(3, "a"), now_s=0.0, now_ns=NOW_NS)
     closed = engine.close_ready(now_s=0.0)
     assert closed is not None and closed.closed_through == (T0 // CONFIG.window_ns) + 2
-    engine.add(1, window_points(1, "a"), now_s=0.0, now_ns=NOW_NS)
+    assert engine.add_table(1, window_spans(1, "a"), now_s=0.0, now_ns=NOW_NS) == -1
     assert engine.late_spans == 40
 
 
@@ -93,8 +93,9 @@ def test_an_idle_partition_stops_holding_the_watermark_back() -> None:
 
 def test_spans_from_the_far_future_are_dropped() -> None:
     engine = ScoreEngine(CONFIG)
-    assert engine.add(0, window_points(0, "a"), now_s=0.0, now_ns=T0 - 2 * 3600 * 10**9) == -1
+    assert engine.add_table(0, window_spans(0, "a"), now_s=0.0, now_ns=T0 - 2 * 3600 * 10**9) == -1
     assert engine.future_spans == 40 and not engine.windows
+    assert engine.clock.watermark_ns(now_s=0.0) is None  # the partition's clock saw no span
 
 
 def test_a_service_that_stops_sending_alerts_on_throughput() -> None:
@@ -112,7 +113,7 @@ def test_a_service_that_stops_sending_alerts_on_throughput() -> None:
 def test_operations_beyond_the_limit_share_the_overflow_key() -> None:
     config = CONFIG.replace(max_operations=2)
     engine = ScoreEngine(config)
-    engine.add(0, window_points(0, "a", operations=("o1", "o2", "o3", "o4")), now_s=0.0, now_ns=NOW_NS)
+    engine.add_table(0, window_spans(0, "a", operations=("o1", "o2", "o3", "o4")), now_s=0.0, now_ns=NOW_NS)
     keys = {k for aggs in engine.windows.values() for k in aggs}
     assert keys == {("", "a", ""), ("", "a", "o1"), ("", "a", "o2"), ("", "a", "__overflow__")}
 
@@ -128,7 +129,7 @@ def test_restore_from_stored_rows_continues_like_the_engine_that_wrote_them() ->
     assert {k: list(d.history) for k, d in restored.detectors.items()} == \
         {k: list(d.history) for k, d in live.detectors.items()}
     # Records of windows scored before the restart, read again, are skipped and not late.
-    restored.add(0, window_points(NORMAL, "steady"), now_s=0.0, now_ns=NOW_NS)
+    restored.add_table(0, window_spans(NORMAL, "steady"), now_s=0.0, now_ns=NOW_NS)
     assert (restored.reread_spans, restored.late_spans) == (40, 0)
     # Both engines continue from the same records (the open window's are read again).
     pending = {w: aggs for w, aggs in live.windows.items()}

@@ -5,48 +5,82 @@ from __future__ import annotations
 from typing import Any
 
 import networkx as nx
+import pyarrow as pa
 import pytest
 
 from agents.score.logic import ScoreEngine
 from agents.score.topology import CallGraph, explained_by, explaining
-from tests.support.score_points import CHAIN, CONFIG, NOW_NS, T0, chain_points
+from tests.support.score_points import CHAIN, CONFIG, NOW_NS, T0, chain_spans
 
 NORMAL = 12
 W0 = T0 // CONFIG.window_ns  # the absolute index of window 0
+Span = tuple[str, str, str, str, str, int]  # (tenant, service, trace, span, parent, window)
 
 
-def test_edges_are_learned_whichever_span_comes_first() -> None:
+def observe(graph: CallGraph, *spans: Span) -> None:
+    """``spans`` as one record."""
+    nodes = list(dict.fromkeys((s[0], s[1]) for s in spans))
+    graph.observe(pa.table({
+        "trace_id": [s[2] for s in spans], "span_id": [s[3] for s in spans], "parent_span_id": [s[4] for s in spans],
+        "window": pa.array([s[5] for s in spans], pa.int64()),
+        "node": pa.array([nodes.index((s[0], s[1])) for s in spans], pa.int64())}), nodes)
+
+
+CHILD_FIRST: list[Span] = [("", "orders", "t1", "b", "a", 3), ("", "edge", "t1", "a", "", 3)]
+PARENT_FIRST: list[Span] = [("", "orders", "t3", "b", "", 4), ("", "payments", "t3", "c", "b", 5)]
+
+
+@pytest.mark.parametrize("records", [
+    [CHILD_FIRST[:1], CHILD_FIRST[1:]], [CHILD_FIRST[1:], CHILD_FIRST[:1]], [CHILD_FIRST],
+    [CHILD_FIRST[::-1]],
+], ids=["child-then-parent", "parent-then-child", "child-first-in-a-record", "parent-first-in-a-record"])
+def test_an_edge_is_learned_whichever_span_comes_first_in_or_across_records(records: list[list[Span]]) -> None:
     graph = CallGraph()
-    graph.observe("", "orders", "t1", "b", "a", window=3)  # the child before its parent
-    graph.observe("", "edge", "t1", "a", "", window=3)
-    graph.observe("", "payments", "t1", "c", "b", window=4)  # the parent before its child
-    graph.observe("", "orders", "t1", "d", "b", window=4)  # same service: no edge
-    assert graph.edges == {"": {("edge", "orders"): 3, ("orders", "payments"): 4}}
+    for record in records:
+        observe(graph, *record)
+    assert graph.edges == {"": {("edge", "orders"): 3}}
+
+
+def test_edges_keep_their_last_window_and_are_forgotten() -> None:
+    graph = CallGraph()
+    observe(graph, *CHILD_FIRST)
+    observe(graph, *PARENT_FIRST, ("", "orders", "t3", "d", "b", 4))  # same service: no edge
+    assert graph.edges == {"": {("edge", "orders"): 3, ("orders", "payments"): 5}}
     assert graph.callees("", "orders", since=4) == ["payments"] and graph.callees("", "edge", since=4) == []
-    graph.forget(before=4)
-    assert graph.edges == {"": {("orders", "payments"): 4}}
+    observe(graph, ("", "orders", "t2", "b", "a", 9), ("", "edge", "t2", "a", "", 9), ("", "orders", "t2", "e", "a", 7))
+    assert graph.edges[""][("edge", "orders")] == 9
+    graph.forget(before=6)
+    assert graph.edges == {"": {("edge", "orders"): 9}}
+
+
+def test_spans_without_a_trace_or_span_id_make_no_edge() -> None:
+    graph = CallGraph()
+    observe(graph, ("", "edge", "", "a", "", 1), ("", "orders", "", "b", "a", 1),  # no trace
+            ("", "edge", "t1", "", "", 1), ("", "orders", "t1", "c", "", 1))  # no span ID, no parent
+    assert graph.edges == {}
 
 
 def test_edges_stay_within_a_tenant_and_the_span_maps_stay_bounded() -> None:
     graph = CallGraph(max_spans=2)
-    graph.observe("a", "edge", "t1", "p", "", window=1)
-    graph.observe("b", "orders", "t1", "c", "p", window=1)  # another tenant's span claims that parent
+    observe(graph, ("a", "edge", "t1", "p", "", 1))
+    observe(graph, ("b", "orders", "t1", "c", "p", 1))  # another tenant's span claims that parent
+    observe(graph, ("a", "edge", "t9", "p", "", 1), ("b", "orders", "t9", "c", "p", 1))  # in one record too
     assert graph.edges == {}
     # Children waiting for their parent: only the latest two are kept, so only they get an edge.
     for i in range(5):
-        graph.observe("a", f"orders{i}", f"t{i}", "c", "missing", window=1)
+        observe(graph, ("a", f"orders{i}", f"t{i}", "c", "missing", 1))
     for i in range(5):
-        graph.observe("a", "edge", f"t{i}", "missing", "", window=1)
+        observe(graph, ("a", "edge", f"t{i}", "missing", "", 1))
     assert graph.callees("a", "edge", since=1) == ["orders3", "orders4"]
     # Spans that may be a parent: only the latest two are kept, so the child of an older one finds none.
     for i in range(5):
-        graph.observe("a", "edge", f"u{i}", "p", "", window=2)
-    graph.observe("a", "payments", "u4", "c", "p", window=2)  # its parent is one of the latest two
-    graph.observe("a", "stock", "u0", "c", "p", window=2)  # its parent was forgotten
+        observe(graph, ("a", "edge", f"u{i}", "p", "", 2))
+    observe(graph, ("a", "payments", "u4", "c", "p", 2))  # its parent is one of the latest two
+    observe(graph, ("a", "stock", "u0", "c", "p", 2))  # its parent was forgotten
     assert graph.callees("a", "edge", since=2) == ["payments"]
 
 
-def chain() -> nx.DiGraph:
+def chain() -> nx.DiGraph[str]:
     return nx.DiGraph([("edge", "orders"), ("orders", "payments"), ("edge", "stock")])
 
 
@@ -76,7 +110,7 @@ def test_in_a_cycle_neither_service_explains_the_other() -> None:
 def feed(engine: ScoreEngine, windows: range, **fault: Any) -> list[Any]:
     out = []
     for w in windows:
-        engine.add(0, chain_points(w, **(fault if NORMAL <= w <= NORMAL + 5 else {})), now_s=0.0, now_ns=NOW_NS)
+        engine.add_table(0, chain_spans(w, **(fault if NORMAL <= w <= NORMAL + 5 else {})), now_s=0.0, now_ns=NOW_NS)
         closed = engine.close_ready(now_s=0.0)
         if closed is not None:
             out.append(closed)

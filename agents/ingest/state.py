@@ -3,7 +3,7 @@
 Why not a Faust table: with the memory store a table is rebuilt from its changelog at every
 start, and after a worker was killed with SIGKILL Faust's recovery stalled on the changelog
 (no progress for minutes, measured with tests/integration/test_worker_crash.py), holding
-every partition. The trace links the sink stores are the same mapping, durable and shared
+every partition. The trace links the ingest stage stores are the same mapping, durable and shared
 by every worker and by replay; a cache with a bound keeps memory flat."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping
 
-from agents.enrich.logic import TraceKey, TraceState
+from agents.ingest.logic import TraceKey, TraceState
 from schemas.tables import TRACE_LINKS_TABLE
 from sinks.warehouse import Warehouse
 

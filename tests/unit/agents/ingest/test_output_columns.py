@@ -1,20 +1,14 @@
-"""Tests for schemas.rows: row keys match the migrations' insertable columns, and to_columns."""
-
+"""The ingest output has, for every table it writes, exactly the migrations' insertable
+columns in DDL order (plus ``_record``, first), and so do the trace links it returns."""
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-)
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Exemplar,
@@ -33,18 +27,13 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from core.errors import RowsRefusedError
+from agents.ingest.batch import Ingested
+from agents.ingest.batching import RECORD
 from schemas.ddl import MIGRATIONS_DIR
-from schemas.rows import (
-    EXEMPLAR_COLUMNS,
-    LOG_COLUMNS,
-    SPAN_COLUMNS,
-    decode_logs,
-    decode_metrics,
-    decode_spans,
-    exemplar_rows,
-    to_columns,
-)
+from schemas.tables import EXEMPLARS_TABLE, LOGS_TABLE, METRIC_TABLES, TRACE_LINKS_TABLE, TRACES_TABLE
+from sinks.batches import rows_to_columns
+from sinks.warehouse import Warehouse
+from tests.support.ingesting import IngestedRows, ingest_rows, ingestor, raw, rows_of
 
 # Read straight from the files, so this test does not depend on the migration runner.
 _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS \$db\.(\w+)\s*\(")
@@ -118,64 +107,59 @@ def every_metric_kind() -> ExportMetricsServiceRequest:
     return ExportMetricsServiceRequest(resource_metrics=[ResourceMetrics(scope_metrics=scope_metrics)])
 
 
-def test_span_rows_have_every_otel_traces_column_in_ddl_order() -> None:
-    req = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[Span(name="a")])])])
-    [record] = decode_spans(req)
-    assert list(record.row) == list(SPAN_COLUMNS) == DDL["otel_traces"]
+@pytest.fixture(scope="module")
+def metrics_ingested(ingest_warehouse: Warehouse) -> Ingested:
+    return asyncio.run(ingestor(ingest_warehouse).ingest("metrics", [raw(every_metric_kind())]))
+
+
+@pytest.fixture(scope="module")
+def metrics_out(metrics_ingested: Ingested) -> IngestedRows:
+    return rows_of(metrics_ingested)
+
+
+def test_span_rows_have_every_otel_traces_column_in_ddl_order(ingest_warehouse: Warehouse) -> None:
+    spans = [Span(name="a", trace_id=b"\1" * 16, span_id=b"\2" * 8)]
+    req = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
+    out = ingest_rows(ingest_warehouse, "traces", [req])
+    [row] = out.rows(TRACES_TABLE)
+    assert list(row) == DDL["otel_traces"]
     assert len(DDL["otel_traces"]) == 22 + 1  # the Collector's 22 plus CorrelationId
+    # The trace links the batch stores first are rows Python builds: the same rule.
+    [link] = out.links
+    assert list(link) == DDL[TRACE_LINKS_TABLE]
 
 
-def test_log_rows_have_every_insertable_otel_logs_column_in_ddl_order() -> None:
-    req = ExportLogsServiceRequest(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[LogRecord()])])])
-    [record] = decode_logs(req)
-    assert list(record.row) == list(LOG_COLUMNS) == DDL["otel_logs"]
+def test_log_rows_have_every_insertable_otel_logs_column_in_ddl_order(ingest_warehouse: Warehouse) -> None:
+    req = ExportLogsServiceRequest(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[
+        LogRecord(trace_id=b"\1" * 16)])])])
+    out = ingest_rows(ingest_warehouse, "logs", [req])
+    [row] = out.rows(LOGS_TABLE)
+    assert list(row) == DDL["otel_logs"]
+    [link] = out.links
+    assert list(link) == DDL[TRACE_LINKS_TABLE]
 
 
-@pytest.mark.parametrize(
-    "table",
-    ["otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram", "otel_metrics_exp_histogram",
-     "otel_metrics_summary"],
-)
-def test_metric_rows_have_every_column_in_ddl_order(table: str) -> None:
-    [row] = decode_metrics(every_metric_kind())[table]
+@pytest.mark.parametrize("table", METRIC_TABLES)
+def test_metric_rows_have_every_column_in_ddl_order(metrics_out: IngestedRows, table: str) -> None:
+    [row] = metrics_out.rows(table)
     assert list(row) == DDL[table]
 
 
-def test_exemplar_rows_have_every_metric_exemplars_column_in_ddl_order() -> None:
-    [row] = exemplar_rows(decode_metrics(every_metric_kind()))
-    assert list(row) == list(EXEMPLAR_COLUMNS) == DDL["metric_exemplars"]
+def test_exemplar_rows_have_every_metric_exemplars_column_in_ddl_order(metrics_out: IngestedRows) -> None:
+    [row] = metrics_out.rows(EXEMPLARS_TABLE)
+    assert list(row) == DDL["metric_exemplars"]
 
 
-def test_to_columns_is_column_major_in_first_row_key_order() -> None:
-    shared = {"k": "v"}
-    rows = [{"b": 1, "a": shared, "c": [1]}, {"a": {}, "c": [], "b": 2}]
-    columns = to_columns(rows)
-    assert columns == {"b": [1, 2], "a": [shared, {}], "c": [[1], []]}
-    assert list(columns) == ["b", "a", "c"]
-    assert columns["a"][0] is shared  # values are not copied
+def test_every_output_table_leads_with_the_record_column(metrics_ingested: Ingested) -> None:
+    assert sorted(metrics_ingested.tables) == sorted([*METRIC_TABLES, EXEMPLARS_TABLE])
+    for name, table in metrics_ingested.tables.items():
+        assert table.column_names == [RECORD, *DDL[name]], name
 
 
-def test_to_columns_of_no_rows_is_empty() -> None:
-    assert to_columns([]) == {}
-
-
-def test_to_columns_of_decoded_spans_has_equal_lengths() -> None:
+def test_rows_of_decoded_spans_as_columns_have_equal_lengths(ingest_warehouse: Warehouse) -> None:
     spans = [Span(name=str(i)) for i in range(3)]
     req = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
-    columns = to_columns([record.row for record in decode_spans(req)])
-    assert list(columns) == list(SPAN_COLUMNS)
+    columns = rows_to_columns(ingest_rows(ingest_warehouse, "traces", [req]).rows(TRACES_TABLE))
+    assert list(columns) == DDL["otel_traces"]
     assert {len(values) for values in columns.values()} == {3}
     assert columns["SpanName"] == ["0", "1", "2"]
-
-
-MISMATCHED = [
-    pytest.param([{"a": 1, "b": 2}, {"a": 1}], "lacks column 'b'", id="missing-column"),
-    pytest.param([{"a": 1}, {"a": 1, "z": 2}], r"row 1 has columns the first row lacks: \['z'\]", id="extra-column"),
-    pytest.param([{"a": 1, "b": 2}, {"a": 1, "c": 2}], "lacks column 'b'", id="different-column"),
-]
-
-
-@pytest.mark.parametrize(("rows", "message"), MISMATCHED)
-def test_to_columns_rejects_rows_with_other_keys(rows: list[dict[str, Any]], message: str) -> None:
-    with pytest.raises(RowsRefusedError, match=message):
-        to_columns(rows)

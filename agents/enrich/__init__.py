@@ -1,1 +1,0 @@
-"""The enrich stage: raw OTLP records -> rows with correlation IDs, normalised and limited."""

@@ -1,0 +1,235 @@
+"""The spans plan: staged ExportTraceServiceRequests -> ``otel_traces`` rows (and trace links).
+
+Rows are the Collector ClickHouse exporter's: IDs in lowercase hex ('' when empty or all
+zero), kinds and status codes by name ('Unspecified' / 'Unset' for numbers OTLP does not
+define), a Duration of 0 for a span that ends before it starts, attribute maps of text
+(schemas/otlp_sql.py). Enrichment: deprecated attribute names renamed (agents/semconv.py),
+the correlation ID of the span's trace, and a rejected incoming ID kept in the span's
+attributes with its reason. A record with a time past 2262 or text that is not UTF-8 is
+refused whole, with the reason."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from agents.correlation import REJECTED_REASON_ATTRIBUTE, REJECTED_VALUE_ATTRIBUTE, clue_keys, generated_id_sql
+from agents.ingest.config import IngestConfig
+from agents.ingest.logic import ClueGroup, Decisions, decide, typed_attributes
+from agents.ingest.plan import BatchContext, Decided, Lookups
+from agents.semconv import (
+    DEPRECATED_STATEMENT,
+    RENAMES,
+    deprecated_count_sql,
+    mask_sql_literals,
+    normalized_attributes_sql,
+)
+from core.tenancy import TENANT_ATTRIBUTE
+from core.types import Signal
+from schemas.otlp_sql import (
+    MAX_NANOS,
+    attribute_map,
+    attribute_text,
+    attributes_valid,
+    complex_values,
+    hex_id,
+    nanos,
+    quote,
+    span_kind,
+    status_code,
+    string_set,
+    texts_valid,
+    typed_values,
+)
+from schemas.otlp_wire import ATTRIBUTES, RECORD_COLUMN
+from schemas.tables import TRACE_LINKS_TABLE, TRACES_TABLE
+
+CLUE = f"Tuple(resource {ATTRIBUTES}, record {ATTRIBUTES})"
+_FLAT_COLUMNS = (
+    f"record UInt64, tenant String, res_attrs {ATTRIBUTES}, scope_name String, scope_version String, "
+    "trace_id String, span_id String, parent_span_id String, trace_state String, name String, kind Int32, "
+    f"start_ns UInt64, end_ns UInt64, attrs {ATTRIBUTES}, "
+    f"events Array(Tuple(time_unix_nano UInt64, name String, attributes {ATTRIBUTES})), "
+    f"links Array(Tuple(trace_id String, span_id String, trace_state String, attributes {ATTRIBUTES})), "
+    f"status_message String, status_code Int32, clue {CLUE}, clue_hash UInt64, complex Array(String), "
+    "refusal String"
+)
+
+
+def clue_sql(resource: str, record: str, keys: tuple[str, ...]) -> str:
+    """The correlation-relevant attributes of a row: those find_correlation_id reads."""
+    wanted = string_set(keys)
+    return (f"CAST((arrayFilter(kv -> kv.key IN {wanted}, {resource}), "
+            f"arrayFilter(kv -> kv.key IN {wanted}, {record})) AS {CLUE})")
+
+
+class SpanPlan:
+    """SQL and decisions of the traces signal."""
+
+    signal: Signal = "traces"
+    flat_columns = _FLAT_COLUMNS
+
+    def __init__(self, config: IngestConfig) -> None:
+        self.config = config
+        self.keys = clue_keys(config.correlation)
+
+    def flatten(self, nested: str, flat: str) -> str:
+        max_ns = MAX_NANOS
+        refusal = (
+            f"multiIf(sp.start_time_unix_nano > {max_ns}, 'a span starts past 2262 (beyond DateTime64 nanoseconds)', "
+            f"arrayExists(e -> e.time_unix_nano > {max_ns}, sp.events), "
+            "'a span event is stamped past 2262 (beyond DateTime64 nanoseconds)', "
+            f"NOT ({attributes_valid('rs.resource.attributes')} AND {attributes_valid('sp.attributes')} AND "
+            f"{texts_valid('ss.scope.name', 'ss.scope.version', 'sp.name', 'sp.trace_state', 'sp.status.message')} "
+            f"AND arrayAll(e -> isValidUTF8(e.name) AND {attributes_valid('e.attributes')}, sp.events) "
+            f"AND arrayAll(l -> isValidUTF8(l.trace_state) AND {attributes_valid('l.attributes')}, sp.links)), "
+            "'a span holds text that is not valid UTF-8', '')"
+        )
+        complex_keys = (f"arrayConcat({complex_values('rs.resource.attributes')}, {complex_values('sp.attributes')}, "
+                        f"arrayFlatten(arrayMap(e -> {complex_values('e.attributes')}, sp.events)), "
+                        f"arrayFlatten(arrayMap(l -> {complex_values('l.attributes')}, sp.links)))")
+        return (
+            f"INSERT INTO {flat} SELECT {RECORD_COLUMN}, "
+            f"{attribute_text('rs.resource.attributes', TENANT_ATTRIBUTE, None)}, rs.resource.attributes, "
+            f"ss.scope.name, ss.scope.version, {hex_id('sp.trace_id')}, {hex_id('sp.span_id')}, "
+            f"{hex_id('sp.parent_span_id')}, sp.trace_state, sp.name, sp.kind, sp.start_time_unix_nano, "
+            "sp.end_time_unix_nano, sp.attributes, sp.events, sp.links, sp.status.message, sp.status.code, "
+            f"{clue_sql('rs.resource.attributes', 'sp.attributes', self.keys)} AS clue, sipHash64(clue), "
+            f"{complex_keys}, {refusal} "
+            f"FROM {nested} ARRAY JOIN resource_spans AS rs ARRAY JOIN rs.scope_spans AS ss ARRAY JOIN ss.spans AS sp"
+        )
+
+    def flags(self, flat: str) -> str:
+        keys = "arrayMap(kv -> kv.key, attrs)"
+        renamed = quote(RENAMES[DEPRECATED_STATEMENT])
+        statement = f"has({keys}, {quote(DEPRECATED_STATEMENT)}) AND NOT has({keys}, {renamed})"
+        return f"SELECT max({statement}) AS statements FROM {flat} WHERE refusal = ''"
+
+    async def decide(self, batch: BatchContext, flags: Mapping[str, Any]) -> Decided:
+        excluded = sorted(batch.excluded)
+        facts = await batch.query(
+            "SELECT tenant, trace_id, clue_hash, "
+            f"any(({typed_values('clue.resource')}, {typed_values('clue.record')})) AS clue, "
+            "min(start_ns) AS first_ns, max(start_ns) AS last_ns, count() AS rows, "
+            f"sum({deprecated_count_sql('arrayMap(kv -> kv.key, attrs)')}) AS deprecated "
+            f"FROM {batch.flat} WHERE refusal = '' AND record NOT IN {{excluded:Array(UInt64)}} "
+            "GROUP BY tenant, trace_id, clue_hash",
+            {"excluded": excluded})
+        groups = clue_groups(facts)
+        known = await batch.known({(g.tenant, g.trace_id) for g in groups if g.trace_id})
+        decisions = decide(groups, known, batch.config.correlation)
+        decisions.counts["semconv_rewritten"] += sum(facts.column("deprecated").to_pylist())
+        decisions.counts["spans"] += sum(g.rows for g in groups)
+        lookups = Lookups(complex=batch.complex_table, **await store_decisions(batch, decisions))
+        if flags.get("statements"):
+            lookups = Lookups(**{**lookups.__dict__, "statements": await self._statements(batch)})
+        return Decided(lookups, decisions.updates, link_rows(decisions), counts=decisions.counts)
+
+    async def _statements(self, batch: BatchContext) -> str:
+        found = await batch.query(
+            f"SELECT DISTINCT {attribute_text('attrs', DEPRECATED_STATEMENT, batch.complex_table)} AS Statement "
+            f"FROM {batch.flat} WHERE refusal = '' "
+            f"AND has(arrayMap(kv -> kv.key, attrs), {quote(DEPRECATED_STATEMENT)})")
+        statements = found.column("Statement").to_pylist()
+        masked = pa.table({"Statement": statements, "Masked": [mask_sql_literals(s) for s in statements]})
+        return await batch.lookup("statements", "Statement String, Masked String", "Statement", masked)
+
+    def outputs(self, flat: str, lookups: Lookups) -> dict[str, str]:
+        cx = lookups.complex
+        steps, span_attrs = normalized_attributes_sql("span_map", lookups.statements)
+        if lookups.clues:
+            reason = f"joinGet('{lookups.clues}', 'RejectedReason', clue_hash)"
+            value = f"joinGet('{lookups.clues}', 'RejectedValue', clue_hash)"
+            span_attrs = (f"if({reason} != '', mapUpdate({span_attrs}, map({quote(REJECTED_REASON_ATTRIBUTE)}, "
+                          f"{reason}, {quote(REJECTED_VALUE_ATTRIBUTE)}, {value})), {span_attrs})")
+        correlation = correlation_sql(lookups, "span_id", "start_ns")
+        select = (
+            f"SELECT record AS _record, {nanos('start_ns')} AS Timestamp, trace_id AS TraceId, span_id AS SpanId, "
+            "parent_span_id AS ParentSpanId, trace_state AS TraceState, name AS SpanName, "
+            f"{span_kind('kind')} AS SpanKind, {attribute_text('res_attrs', 'service.name', cx)} AS ServiceName, "
+            f"{attribute_map('res_attrs', cx)} AS ResourceAttributes, scope_name AS ScopeName, "
+            f"scope_version AS ScopeVersion, {span_attrs} AS SpanAttributes, "
+            "toUInt64(if(end_ns > start_ns, end_ns - start_ns, 0)) AS Duration, "
+            f"{status_code('status_code')} AS StatusCode, status_message AS StatusMessage, "
+            f"arrayMap(e -> {nanos('e.time_unix_nano')}, events) AS `Events.Timestamp`, "
+            "arrayMap(e -> e.name, events) AS `Events.Name`, "
+            f"arrayMap(e -> {attribute_map('e.attributes', cx)}, events) AS `Events.Attributes`, "
+            f"arrayMap(l -> {hex_id('l.trace_id')}, links) AS `Links.TraceId`, "
+            f"arrayMap(l -> {hex_id('l.span_id')}, links) AS `Links.SpanId`, "
+            "arrayMap(l -> l.trace_state, links) AS `Links.TraceState`, "
+            f"arrayMap(l -> {attribute_map('l.attributes', cx)}, links) AS `Links.Attributes`, "
+            f"{correlation} AS CorrelationId "
+            # The span's map is built once, then renamed in steps (see normalized_attributes_sql).
+            f"FROM (SELECT *, {', '.join(steps)} FROM (SELECT *, {attribute_map('attrs', cx)} AS span_map "
+            f"FROM {flat} WHERE refusal = '' AND record NOT IN {{excluded:Array(UInt64)}})) ORDER BY record"
+        )
+        return {TRACES_TABLE: select}
+
+
+def correlation_sql(lookups: Lookups, identity: str, anchor_ns: str) -> str:
+    """A row's correlation ID: its trace's; without a trace, its clue's valid ID, or one
+    generated from the row's own identity and time."""
+    generated = generated_id_sql(identity, anchor_ns)
+    own = generated
+    if lookups.clues:
+        clue_id = f"joinGet('{lookups.clues}', 'CorrelationId', clue_hash)"
+        own = f"if({clue_id} != '', {clue_id}, {generated})"
+    if not lookups.traces:
+        return own
+    return f"if(trace_id != '', joinGet('{lookups.traces}', 'CorrelationId', tenant, trace_id), {own})"
+
+
+def clue_groups(facts: pa.Table, body: list[object] | None = None) -> list[ClueGroup]:
+    """The facts query's rows as ClueGroups (``body``: the typed body of each, for logs)."""
+    columns = {name: facts.column(name).to_pylist() for name in
+               ("tenant", "trace_id", "clue_hash", "first_ns", "last_ns", "rows")}
+    # Most groups carry no relevant attribute: only the others are turned into Python.
+    clue = facts.column("clue").combine_chunks()
+    sizes = pc.add(pc.list_value_length(clue.field(0)), pc.list_value_length(clue.field(1)))
+    carrying = pc.indices_nonzero(pc.fill_null(sizes, 0)).to_pylist()
+    typed: dict[int, tuple[dict[str, object], dict[str, object]]] = {}
+    for i, pair in zip(carrying, clue.take(pa.array(carrying, pa.int64())).to_pylist(), strict=True):
+        resource, record = pair.values()  # an unnamed tuple: a struct of two fields
+        typed[i] = (typed_attributes(resource), typed_attributes(record))
+    empty: tuple[dict[str, object], dict[str, object]] = ({}, {})
+    groups = []
+    for i in range(facts.num_rows):
+        resource, record = typed.get(i, empty)
+        groups.append(ClueGroup(columns["tenant"][i], columns["trace_id"][i], columns["clue_hash"][i],
+                                resource, record, body[i] if body is not None else None,
+                                columns["first_ns"][i], columns["last_ns"][i], columns["rows"][i]))
+    return groups
+
+
+async def store_decisions(batch: BatchContext, decisions: Decisions) -> dict[str, str | None]:
+    """The traces and clues Join tables of ``decisions`` (None for an empty one)."""
+    out: dict[str, str | None] = {"traces": None, "clues": None}
+    if decisions.traces:
+        keys = list(decisions.traces)
+        data = pa.table({"tenant": [k[0] for k in keys], "trace_id": [k[1] for k in keys],
+                         "CorrelationId": list(decisions.traces.values())})
+        out["traces"] = await batch.lookup("traces", "tenant String, trace_id String, CorrelationId String",
+                                           "tenant, trace_id", data)
+    if decisions.clues:
+        hashes = list(decisions.clues)
+        verdicts = list(decisions.clues.values())
+        data = pa.table({"clue_hash": pa.array(hashes, pa.uint64()),
+                         "CorrelationId": [v.correlation_id for v in verdicts],
+                         "RejectedReason": [v.rejected_reason for v in verdicts],
+                         "RejectedValue": [v.rejected_value for v in verdicts]})
+        out["clues"] = await batch.lookup(
+            "clues", "clue_hash UInt64, CorrelationId String, RejectedReason String, RejectedValue String",
+            "clue_hash", data)
+    return out
+
+
+def link_rows(decisions: Decisions) -> list[dict[str, Any]]:
+    """``ollystack_trace_links`` rows of the trace states that changed."""
+    return [{"Tenant": key[0], "TraceId": key[1], "CorrelationId": state.correlation_id, "Source": state.source,
+             "Priority": state.priority, "FirstSeen": state.first_seen_ns, "LastSeen": last_ns}
+            for key, state, last_ns in decisions.links]
+
+
+LINKS_TABLE = TRACE_LINKS_TABLE

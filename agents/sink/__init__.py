@@ -1,1 +1,0 @@
-"""The sink stage: enriched topics -> batches -> ClickHouse, offsets acked after the insert."""
