@@ -22,8 +22,16 @@ RECORD_FIELD_NUMBER = (1 << 29) - 1
 RECORD_COLUMN = "ollystack_record"
 
 
+_ONE_BYTE_VARINTS = [bytes([i]) for i in range(0x80)]
+
+
 def varint(n: int) -> bytes:
     """``n`` (>= 0) as a protobuf base-128 varint."""
+    # Most values (lengths of spans and log records, record indexes) take one or two bytes.
+    if n < 0x80:
+        return _ONE_BYTE_VARINTS[n]
+    if n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)

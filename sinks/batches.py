@@ -23,7 +23,9 @@ from sinks.retry import Backoff, retry_warehouse
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-Tables = Mapping[str, Sequence[Row]]
+# Rows of each table: an Arrow table (the ingest stage's), or dicts (the few rows Python
+# builds: trace links, anomalies, alerts).
+Tables = Mapping[str, Sequence[Row] | pa.Table]
 # Links first: once a span row is visible, the link that names its trace's ID is too.
 _FIRST = {TRACE_LINKS_TABLE: 0}
 
@@ -73,25 +75,6 @@ def rows_to_columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     return columns
 
 
-def insert_arrow_tables(warehouse: Warehouse, links: Sequence[Row], tables: Mapping[str, pa.Table],
-                        batch: BatchId) -> int:
-    """Insert trace links, then every table's Arrow rows; return the row count. Blocking:
-    call it off the loop. Same errors and repeat-safety as insert_tables."""
-    total = warehouse.insert(TRACE_LINKS_TABLE, rows_to_columns(links), dedup_token=batch.token(TRACE_LINKS_TABLE))
-    for table in sorted(tables):
-        total += warehouse.insert_arrow(table, tables[table], dedup_token=batch.token(table))
-    return total
-
-
-async def write_arrow_tables(warehouse: Warehouse, links: Sequence[Row], tables: Mapping[str, pa.Table],
-                             batch: BatchId, backoff: Backoff, should_stop: Callable[[], bool] = lambda: False,
-                             on_retry: Callable[[WarehouseError], None] | None = None) -> int:
-    """``insert_arrow_tables`` off the event loop, retried while ClickHouse is unavailable;
-    the contract of write_tables."""
-    return await retry_warehouse(lambda: asyncio.to_thread(insert_arrow_tables, warehouse, links, tables, batch),
-                                 f"insert of {batch.token('*')}", backoff, should_stop, on_retry)
-
-
 def insert_tables(warehouse: Warehouse, tables: Tables, batch: BatchId | None) -> int:
     """Insert every table's rows; return the row count. Blocking: call it off the loop.
 
@@ -101,8 +84,10 @@ def insert_tables(warehouse: Warehouse, tables: Tables, batch: BatchId | None) -
     total = 0
     for table in sorted(tables, key=lambda t: (_FIRST.get(t, 1), t)):
         rows = tables[table]
-        if rows:
-            token = batch.token(table) if batch is not None else None
+        token = batch.token(table) if batch is not None else None
+        if isinstance(rows, pa.Table):
+            total += warehouse.insert_arrow(table, rows, dedup_token=token) if rows.num_rows else 0
+        elif rows:
             total += warehouse.insert(table, rows_to_columns(rows), dedup_token=token)
     return total
 

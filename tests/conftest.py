@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from core.settings import ClickHouseSettings
-from sinks.backend import chdb_folder, open_warehouse
+from sinks.backend import chdb_folder
 from sinks.engine import Engine
-from sinks.migrations import migrate
 from sinks.warehouse import Warehouse
+from tests.support.warehouses import migrated_warehouse
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -61,13 +61,8 @@ def engine(chdb_dir: Path) -> Engine:
 @pytest.fixture
 def warehouse(chdb_dir: Path, unique: str) -> Iterator[Warehouse]:
     """A migrated database of this test's own on the embedded engine, dropped afterwards."""
-    wh = open_warehouse(ClickHouseSettings(database=unique), chdb_dir)
-    migrate(wh, ClickHouseSettings())
-    try:
+    with migrated_warehouse(ClickHouseSettings(database=unique), chdb_dir) as wh:
         yield wh
-    finally:
-        wh.execute(f"DROP DATABASE IF EXISTS {unique} SYNC")
-        wh.close()
 
 
 if False:  # pragma: no cover - typing only

@@ -20,6 +20,8 @@ from agents.deadletter import Kind, SourceRecord
 from agents.ingest.batch import Ingested, Ingestor
 from agents.ingest.batching import RECORD, by_bytes, by_partition, rows_of
 from agents.ingest.config import IngestConfig
+from agents.ingest.logs import LogPlan
+from agents.ingest.metrics import MetricPlan
 from agents.ingest.plan import Plan
 from agents.ingest.spans import SpanPlan
 from agents.ingest.state import TraceStates
@@ -36,9 +38,6 @@ log = logging.getLogger(__name__)
 
 def build_plans(config: IngestConfig, limiter: CardinalityLimiter) -> dict[Signal, Plan]:
     """The plan of every signal."""
-    from agents.ingest.logs import LogPlan
-    from agents.ingest.metrics import MetricPlan
-
     return {"traces": SpanPlan(config), "logs": LogPlan(config), "metrics": MetricPlan(config, limiter)}
 
 

@@ -21,9 +21,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValueList
 
 from agents.correlation import REJECTED_REASON_ATTRIBUTE, REJECTED_VALUE_ATTRIBUTE, clue_keys
 from agents.ingest.config import IngestConfig
+from agents.ingest.correlating import CLUE, clue_groups, clue_sql, correlation_sql, link_rows, store_decisions
 from agents.ingest.logic import decide
 from agents.ingest.plan import BatchContext, Decided, Lookups
-from agents.ingest.spans import CLUE, clue_groups, clue_sql, correlation_sql, link_rows, store_decisions
 from agents.semconv import normalize_severity
 from core.tenancy import TENANT_ATTRIBUTE
 from core.types import Signal

@@ -19,7 +19,8 @@ from agents.ingest.batching import record_ranges, rows_of
 from agents.ingest.config import IngestConfig
 from agents.metrics import WorkerMetrics
 from core.errors import RowsRefusedError
-from sinks.batches import BatchId, write_arrow_tables
+from schemas.tables import TRACE_LINKS_TABLE
+from sinks.batches import BatchId, write_tables
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,9 @@ class BatchWriter:
                       links: list[dict[str, Any]], tables: dict[str, pa.Table]) -> int:
         batch = batch_id(positions[first:last + 1])
         signal = ingested.signal
-        return await write_arrow_tables(self.warehouse, links, {k: v for k, v in tables.items() if v.num_rows},
-                                        batch, self.config.insert_retry, self.should_stop,
-                                        lambda exc: self.metrics.insert_retries.labels(signal).inc())
+        return await write_tables(self.warehouse, {TRACE_LINKS_TABLE: links, **tables}, batch,
+                                  self.config.insert_retry, self.should_stop,
+                                  lambda exc: self.metrics.insert_retries.labels(signal).inc())
 
     async def _one_by_one(self, ingested: Ingested, positions: Sequence[Origin], first: int, last: int,
                           set_aside: SetAside, written: Written) -> None:

@@ -23,6 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from core.tenancy import TENANT_ATTRIBUTE
 from core.types import Signal
+from schemas.otlp_wire import varint
 
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
@@ -178,25 +179,8 @@ def _storable_points(metric: Any) -> tuple[Any, int]:
 _TAG_1, _TAG_2, _TAG_3 = b"\x0a", b"\x12", b"\x1a"  # length-delimited fields 1, 2, 3
 
 
-_ONE_BYTE_VARINTS = [bytes([i]) for i in range(0x80)]
-
-
-def _varint(value: int) -> bytes:
-    # Most pieces (spans, log records) are 128 bytes to 16 KiB: one or two bytes of length.
-    if value < 0x80:
-        return _ONE_BYTE_VARINTS[value]
-    if value < 0x4000:
-        return bytes(((value & 0x7F) | 0x80, value >> 7))
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
+    return tag + varint(len(payload)) + payload
 
 
 def _envelope(message: Any, inner: str) -> tuple[bytes, bytes]:

@@ -19,6 +19,7 @@ from sinks.migrations import applied_versions, load_migrations, migrate
 from sinks.warehouse import Warehouse
 from tests.support.builders import span, traces_request
 from tests.support.ingesting import ingestor, plain_rows
+from tests.support.warehouses import migrated_warehouse
 
 T0 = 1_700_000_000_000_000_000
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -167,13 +168,8 @@ def backend(request: pytest.FixtureRequest, chdb_dir: Path, unique: str) -> Iter
     if request.param == "server" and not url:
         pytest.skip("OLLYSTACK_CLICKHOUSE_URL is not set: no ClickHouse server to test")
     settings = ClickHouseSettings(url=SecretStr(url), database=f"{unique}_{request.param}")
-    wh = open_warehouse(settings, chdb_dir)
-    migrate(wh, settings)
-    try:
+    with migrated_warehouse(settings, chdb_dir) as wh:
         yield wh
-    finally:
-        wh.execute(f"DROP DATABASE IF EXISTS {settings.database} SYNC")
-        wh.close()
 
 
 def test_the_ingest_stage_rows_are_stored_as_they_are_on_either_backend(warehouse: Warehouse,

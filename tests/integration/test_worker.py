@@ -178,15 +178,8 @@ async def test_a_poison_record_goes_to_the_dead_letter_topic_and_the_next_is_sto
     await produce(settings.topics.spans, traces_request("after", [span(TRACE, ROOT)]), TRACE)
     await wait_until(lambda: rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces")[0]["n"] == 1,
                      what="the record after the poison stored")
-    consumer = AIOKafkaConsumer(settings.topics.deadletter, bootstrap_servers=kafka_bootstrap,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        record = await asyncio.wait_for(consumer.getone(), 30)
-    finally:
-        await consumer.stop()
-    headers = {k: v.decode() for k, v in record.headers}
-    assert record.value == b"\xff\xfe this is not protobuf"
+    [(value, headers)] = await read_records(kafka_bootstrap, settings.topics.deadletter, 1)
+    assert value == b"\xff\xfe this is not protobuf"
     assert headers["ollystack.source.topic"] == settings.topics.spans
     assert headers["ollystack.source.offset"] == "0"
     assert "ExportTraceServiceRequest" in headers["ollystack.reason"]
@@ -233,7 +226,7 @@ async def test_malformed_raw_records_are_dead_lettered_and_their_neighbours_stor
             await produce(settings.topics.spans, hostile[0], "k")
     await wait_until(lambda: rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces")[0]["n"] == len(good),
                      what="every valid neighbour stored")
-    dead = await read_dead_letters(kafka_bootstrap, settings.topics.deadletter, len(MALFORMED_RAW))
+    dead = await read_records(kafka_bootstrap, settings.topics.deadletter, len(MALFORMED_RAW))
     by_value = {value: headers for value, headers in dead}
     assert sorted(by_value) == sorted(v for v, _, _ in MALFORMED_RAW.values())  # each exactly once
     for value, kind, reason in MALFORMED_RAW.values():
@@ -245,21 +238,15 @@ async def test_the_enriched_topic_carries_the_stored_rows_as_arrow(
         running: Worker, settings: Settings, produce: Any, kafka_bootstrap: str) -> None:
     await produce(settings.topics.spans, traces_request("edge", [span(TRACE, ROOT, correlation_id="req-42"),
                                                                  span(TRACE, ORDER, ROOT)]), TRACE)
-    consumer = AIOKafkaConsumer(settings.topics.enriched_spans, bootstrap_servers=kafka_bootstrap,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        record = await asyncio.wait_for(consumer.getone(), 60)
-    finally:
-        await consumer.stop()
-    table = pa.ipc.open_stream(record.value).read_all()  # any Arrow reader, no OllyStack code
+    [(value, _)] = await read_records(kafka_bootstrap, settings.topics.enriched_spans, 1)
+    table = pa.ipc.open_stream(value).read_all()  # any Arrow reader, no OllyStack code
     assert table.schema.metadata[b"ollystack.table"] == b"otel_traces"
     assert sorted(table.column("SpanId").to_pylist()) == sorted([ROOT, ORDER])
     assert set(table.column("CorrelationId").to_pylist()) == {"req-42"}
 
 
-async def read_dead_letters(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
-    """The first ``count`` dead letters: (original value, headers)."""
+async def read_records(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
+    """The first ``count`` records of ``topic``: (value, headers); TimeoutError after 60 s."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     out: list[tuple[bytes, dict[str, str]]] = []
@@ -326,7 +313,7 @@ async def test_a_restart_on_a_committed_poison_moves_the_partition_within_30s(
         await wait_until(lambda: rows(warehouse, "SELECT count() AS n FROM {db}.otel_traces "
                                                  "WHERE ServiceName = 'after'")[0]["n"] == 5,
                          30, "the five records after the poison stored")
-        dead = await read_dead_letters(kafka_bootstrap, settings.topics.deadletter, 1)
+        dead = await read_records(kafka_bootstrap, settings.topics.deadletter, 1)
     finally:
         await worker.stop()
     assert dead[0][1]["ollystack.kind"] == "refused" and dead[0][1]["ollystack.stage"] == "ingest"

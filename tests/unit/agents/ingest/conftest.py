@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.settings import ClickHouseSettings
-from sinks.backend import open_warehouse
-from sinks.migrations import migrate
 from sinks.warehouse import Warehouse
+from tests.support.warehouses import migrated_warehouse
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +18,5 @@ def ingest_warehouse(chdb_dir: Path) -> Iterator[Warehouse]:
     trace links from it (tests/support/ingesting.py builds a fresh TraceStates per call and
     stores nothing), so tests cannot see each other's work, and migrating once per module
     instead of once per test (about half a second each) keeps the modules fast."""
-    database = "t" + uuid.uuid4().hex[:10]
-    wh = open_warehouse(ClickHouseSettings(database=database), chdb_dir)
-    migrate(wh, ClickHouseSettings())
-    try:
+    with migrated_warehouse(ClickHouseSettings(database="t" + uuid.uuid4().hex[:10]), chdb_dir) as wh:
         yield wh
-    finally:
-        wh.execute(f"DROP DATABASE IF EXISTS {database} SYNC")
-        wh.close()
