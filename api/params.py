@@ -217,3 +217,43 @@ def duration_ns(params: Mapping[str, str], name: str) -> int | None:
     if name not in params:
         return None
     return round(float_value(params[name], name, 0, 86_400_000_000) * NS_PER_MS)
+
+
+# Attribute keys as OTel semantic conventions spell them (http.response.status_code,
+# k8s.pod.name): they travel as bound parameters, and the pattern keeps them readable in
+# errors and cache keys.
+ATTRIBUTE_KEY_MAX_CHARS = 128
+_ATTRIBUTE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+def attribute_keys(value: str, name: str, max_keys: int) -> tuple[str, ...]:
+    """Comma-separated attribute keys, each once; at most ``max_keys``."""
+    keys = tuple(part.strip() for part in value.split(","))
+    if len(keys) > max_keys:
+        raise ParamError(name, f"at most {max_keys} keys")
+    for key in keys:
+        if len(key) > ATTRIBUTE_KEY_MAX_CHARS or not _ATTRIBUTE_KEY.fullmatch(key):
+            raise ParamError(name, f"{key[:64]!r} is not an attribute key (letters, digits, _ . -, "
+                                   f"starting with a letter or _, at most {ATTRIBUTE_KEY_MAX_CHARS} characters)")
+    if len(set(keys)) != len(keys):
+        raise ParamError(name, "a key is given twice")
+    return keys
+
+
+def attribute_filters(value: str, name: str, max_filters: int) -> dict[str, str]:
+    """Comma-separated ``key=value`` pairs; a value is ``text_value`` without a comma."""
+    out: dict[str, str] = {}
+    pairs = value.split(",")
+    if len(pairs) > max_filters:
+        raise ParamError(name, f"at most {max_filters} key=value pairs")
+    for pair in pairs:
+        key, sep, wanted = pair.partition("=")
+        if not sep:
+            raise ParamError(name, "must be key=value pairs separated by ','")
+        (key,) = attribute_keys(key, name, 1)
+        if key in out:
+            raise ParamError(name, f"{key} is given twice")
+        if not wanted:
+            raise ParamError(name, f"{key}= has no value")
+        out[key] = text_value(wanted, name)
+    return out

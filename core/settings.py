@@ -19,6 +19,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from core.credentials import ApiKey, IngestToken, parse_api_keys, parse_ingest_tokens
@@ -77,7 +78,19 @@ class ClickHouseSettings(_Section):
     logs_ttl_days: int = Field(default=0, ge=0)
     metrics_ttl_days: int = Field(default=0, ge=0)
     exemplars_ttl_days: int = Field(default=30, ge=0)
+    # Trace links and the correlation index: lookups of rows kept longer lose their links.
     correlation_ttl_days: int = Field(default=0, ge=0)
+    # Anomaly windows and alerts describe spans: unset, they are kept as long as traces.
+    anomalies_ttl_days: int = Field(default=0, ge=0)
+    alerts_ttl_days: int = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_long_as_traces(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            traces = data.get("traces_ttl_days", 0)
+            data = {"anomalies_ttl_days": traces, "alerts_ttl_days": traces, **data}
+        return data
 
 
 class OtlpSettings(_Section):
@@ -119,6 +132,9 @@ class TopicSettings(_Section):
     deadletter: str = "ollystack.deadletter"
     partitions: int = Field(default=6, ge=1, le=10_000)
     replication: int = Field(default=1, ge=1, le=16)
+    # retention.ms of the raw topics: how far back `ollystack replay` can rebuild the
+    # warehouse. Kafka's own default, 7 days; -1 keeps every record.
+    raw_retention_ms: int = Field(default=7 * 86_400_000, ge=-1)
 
     @field_validator(
         "spans", "logs", "metrics", "enriched_spans", "enriched_logs",
@@ -129,6 +145,14 @@ class TopicSettings(_Section):
         # Kafka's own rule for legal topic names.
         if not value or len(value) > 249 or not all(c.isalnum() or c in "._-" for c in value):
             raise ValueError("a topic name is 1-249 characters of [A-Za-z0-9._-]")
+        return value
+
+    @field_validator("raw_retention_ms")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        # Shorter than a minute, the worker could lose records it has not read yet.
+        if value != -1 and value < 60_000:
+            raise ValueError("-1 (keep every record) or at least 60000 (one minute)")
         return value
 
 

@@ -44,13 +44,18 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.topics import describe_topics, ensure_topics, topic_specs
+    from pipeline.topics import align_topic_configs, describe_topics, ensure_topics, topic_specs
 
     if not settings.kafka.bootstrap:
         raise ConfigError("`ollystack topics` needs OLLYSTACK_KAFKA_BOOTSTRAP (the broker to talk to)")
     if args.action == "create":
-        created = asyncio.run(ensure_topics(settings.kafka.bootstrap, topic_specs(settings.topics)))
+        specs = topic_specs(settings.topics)
+        created = asyncio.run(ensure_topics(settings.kafka.bootstrap, specs))
         print("\n".join(f"created {name}" for name in created) or "all topics exist")
+        # The operator's own command: it applies the configured topic configs to topics that
+        # exist already (a start only warns, see pipeline/up.py).
+        for d in asyncio.run(align_topic_configs(settings.kafka.bootstrap, specs, alter=True)):
+            print(f"altered {d.topic} {d.name}: {d.broker_value} -> {d.wanted}")
     else:
         for name, partitions in asyncio.run(describe_topics(settings.kafka.bootstrap)).items():
             print(f"{name}\t{partitions}")

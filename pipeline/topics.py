@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from core.errors import BrokerUnavailableError
 from core.settings import TopicSettings
+
+log = logging.getLogger(__name__)
+RETENTION_MS = "retention.ms"
+_DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source: set on the topic itself
 
 
 @dataclass(frozen=True)
@@ -15,16 +20,30 @@ class TopicSpec:
     partitions: int
     replication: int
     purpose: str
+    configs: tuple[tuple[str, str], ...] = ()  # topic-level configs OllyStack sets
+
+
+@dataclass(frozen=True)
+class ConfigDrift:
+    """A topic config on the broker that differs from what the settings ask for."""
+
+    topic: str
+    name: str
+    broker_value: str | None
+    wanted: str
 
 
 def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
     """Every topic of the design. Raw and enriched topics share one partition count and
     key, so one worker sees a whole trace on both sides."""
     p, r = topics.partitions, topics.replication
+    # The raw topics are the replay source (`ollystack replay`): their retention is how far
+    # back the warehouse can be rebuilt.
+    raw = ((RETENTION_MS, str(topics.raw_retention_ms)),)
     return [
-        TopicSpec(topics.spans, p, r, "raw OTLP trace export requests (otlp_proto)"),
-        TopicSpec(topics.logs, p, r, "raw OTLP log export requests (otlp_proto)"),
-        TopicSpec(topics.metrics, p, r, "raw OTLP metric export requests (otlp_proto)"),
+        TopicSpec(topics.spans, p, r, "raw OTLP trace export requests (otlp_proto)", raw),
+        TopicSpec(topics.logs, p, r, "raw OTLP log export requests (otlp_proto)", raw),
+        TopicSpec(topics.metrics, p, r, "raw OTLP metric export requests (otlp_proto)", raw),
         TopicSpec(topics.enriched_spans, p, r, "enriched span rows"),
         TopicSpec(topics.enriched_logs, p, r, "enriched log rows"),
         TopicSpec(topics.enriched_metrics, p, r, "enriched metric rows"),
@@ -35,9 +54,11 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
 
 async def ensure_topics(bootstrap: str, specs: list[TopicSpec], client_id: str = "ollystack-admin",
                         ready_timeout_s: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names this call created.
+    """Create the topics that do not exist yet, with their configs; return the names this
+    call created.
 
-    Existing topics are left as they are (their partition count is not changed). A topic
+    Existing topics are left as they are (their partition count and configs are not
+    changed; ``align_topic_configs`` compares and alters configs). A topic
     another process created in the meantime counts as existing. Returns once every topic
     of ``specs`` is in the broker's metadata with a leader for each partition, so a
     producer, a consumer or the next call sees them. Raises BrokerUnavailableError when
@@ -61,7 +82,8 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], client_id: str =
         existing = set(await admin.list_topics())
         for spec in (s for s in specs if s.name not in existing):
             try:
-                response = await admin.create_topics([NewTopic(spec.name, spec.partitions, spec.replication)])
+                response = await admin.create_topics([NewTopic(spec.name, spec.partitions, spec.replication,
+                                                               topic_configs=dict(spec.configs))])
             except TopicAlreadyExistsError:
                 continue  # created by another process between list and create
             for topic, code, *message in getattr(response, "topic_errors", ()):
@@ -117,3 +139,64 @@ async def describe_topics(bootstrap: str) -> dict[str, int]:
         return {d["topic"]: len(d["partitions"]) for d in sorted(described, key=lambda d: d["topic"])}
     finally:
         await admin.close()
+
+
+async def align_topic_configs(bootstrap: str, specs: list[TopicSpec], *, alter: bool,
+                              client_id: str = "ollystack-admin") -> list[ConfigDrift]:
+    """Compare the configs of ``specs`` (existing topics) with the broker's; return what differs.
+
+    With ``alter`` each differing topic is altered (its other topic-level overrides kept:
+    the broker's AlterConfigs replaces a topic's whole set); without, each difference is
+    logged as a warning naming the command that applies it. Raises BrokerUnavailableError
+    when the broker cannot be reached or refuses."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    wanted = {s.name: dict(s.configs) for s in specs if s.configs}
+    if not wanted:
+        return []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        raise BrokerUnavailableError(f"Kafka at {bootstrap} is unreachable: {exc}") from exc
+    try:
+        existing = set(await admin.list_topics())
+        drifts = await _align(admin, {n: c for n, c in wanted.items() if n in existing}, alter)
+    except KafkaError as exc:
+        raise BrokerUnavailableError(f"reading topic configs on {bootstrap} failed: {exc}") from exc
+    finally:
+        await admin.close()
+    for d in drifts:
+        if alter:
+            log.info("topic %s: %s %s -> %s", d.topic, d.name, d.broker_value, d.wanted)
+        else:
+            log.warning("topic %s has %s=%s but the settings ask for %s; `ollystack topics create` applies it "
+                        "(or change the setting to match the broker)", d.topic, d.name, d.broker_value, d.wanted)
+    return drifts
+
+
+async def _align(admin: Any, wanted: dict[str, dict[str, str]], alter: bool) -> list[ConfigDrift]:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+    from aiokafka.errors import for_code
+
+    if not wanted:
+        return []
+    answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in wanted])
+    drifts: list[ConfigDrift] = []
+    for resource in (r for answer in answers for r in answer.to_object()["resources"]):
+        topic, entries = resource["resource_name"], resource["config_entries"]
+        current = {e["config_names"]: e["config_value"] for e in entries}
+        found = [ConfigDrift(topic, k, current.get(k), v) for k, v in wanted[topic].items() if current.get(k) != v]
+        drifts += found
+        if not (found and alter):
+            continue
+        overrides = {e["config_names"]: e["config_value"] for e in entries
+                     if e["config_source"] == _DYNAMIC_TOPIC_CONFIG and not e["is_sensitive"]}
+        update = ConfigResource(ConfigResourceType.TOPIC, topic, {**overrides, **wanted[topic]})
+        for answer in await admin.alter_configs([update]):
+            for result in answer.to_object()["resources"]:
+                if result["error_code"]:
+                    detail = result["error_message"] or for_code(result["error_code"]).__name__
+                    raise BrokerUnavailableError(f"Kafka refused to alter topic {topic!r}: {detail}")
+    return drifts

@@ -100,10 +100,13 @@ async def run_up(settings: Settings, roles: Iterable[str] = ROLES, ready: Any = 
     if unknown:
         raise ConfigError(f"unknown roles {sorted(unknown)}; allowed: {ROLES}")
     stop = _stop_event()
-    from pipeline.topics import ensure_topics, topic_specs
+    from pipeline.topics import align_topic_configs, ensure_topics, topic_specs
 
     async with kafka_bootstrap(settings) as bootstrap, contextlib.AsyncExitStack() as stack:
-        await ensure_topics(bootstrap, topic_specs(settings.topics))
+        specs = topic_specs(settings.topics)
+        await ensure_topics(bootstrap, specs)
+        # Warn, never alter: topic configs belong to whoever runs the broker (see README).
+        await align_topic_configs(bootstrap, specs, alter=False)
         endpoints = await _start_roles(settings, roles, bootstrap, stack)
         width = max(len(name) for name, _ in endpoints)
         print("OllyStack is up:", flush=True)

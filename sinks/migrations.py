@@ -11,6 +11,7 @@ from core.errors import MigrationError, WarehouseError
 from core.settings import ClickHouseSettings
 from schemas.ddl import MIGRATIONS_DIR
 from schemas.tables import MIGRATIONS_TABLE
+from sinks.retention import apply_retention, ttl_placeholders
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -24,22 +25,10 @@ class Migration:
     statements: tuple[str, ...]
 
 
-def _ttl(column: str, days: int) -> str:
-    return f"TTL toDateTime({column}) + toIntervalDay({int(days)})" if days > 0 else ""
-
-
 def template_values(database: str, ch: ClickHouseSettings) -> dict[str, str]:
-    """What the $placeholders in the DDL files stand for: the database and retention TTLs."""
-    return {
-        "db": database,
-        "traces_ttl": _ttl("Timestamp", ch.traces_ttl_days),
-        "trace_id_ts_ttl": _ttl("Start", ch.traces_ttl_days),
-        "traces_ttl_minute": _ttl("Minute", ch.traces_ttl_days),
-        "logs_ttl": _ttl("Timestamp", ch.logs_ttl_days),
-        "metrics_ttl": _ttl("TimeUnix", ch.metrics_ttl_days),
-        "exemplars_ttl": _ttl("Timestamp", ch.exemplars_ttl_days),
-        "correlation_ttl_last_seen": _ttl("LastSeen", ch.correlation_ttl_days),
-    }
+    """What the $placeholders in the DDL files stand for: the database and retention TTLs
+    (sinks/retention.py)."""
+    return {"db": database, **ttl_placeholders(ch)}
 
 
 def _split(sql: str) -> tuple[str, ...]:
@@ -84,7 +73,8 @@ def applied_versions(wh: Warehouse) -> set[int]:
 
 
 def migrate(wh: Warehouse, ch: ClickHouseSettings) -> list[str]:
-    """Apply every pending migration; return the names applied (empty when up to date).
+    """Apply every pending migration, then bring each table's TTL in line with its
+    retention setting (sinks/retention.py); return the names applied (empty when up to date).
 
     Each statement is idempotent (IF NOT EXISTS), so a migration interrupted half way is
     simply run again. Raises MigrationError naming the migration and statement that failed."""
@@ -109,4 +99,7 @@ def migrate(wh: Warehouse, ch: ClickHouseSettings) -> list[str]:
         )
         applied.append(f"{migration.version:04d}_{migration.name}")
         log.info("migration applied", extra={"migration": applied[-1]})
+    # Every start runs this (up, the worker, the API, `ollystack migrate`): a TTL is
+    # rendered into CREATE TABLE once, and a changed setting must still take effect.
+    apply_retention(wh, ch)
     return applied

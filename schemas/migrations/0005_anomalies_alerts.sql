@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS $db.ollystack_anomalies
 ENGINE = ReplacingMergeTree(ScoredAt)
 PARTITION BY toDate(Timestamp)
 ORDER BY (WindowSeconds, Tenant, ServiceName, SpanName, Timestamp)
-$traces_ttl
+$anomalies_ttl
 SETTINGS ttl_only_drop_parts = 1;
 
 -- Alerts as published on the alerts topic: one row per fingerprint, incident and status.
@@ -71,4 +71,5 @@ CREATE TABLE IF NOT EXISTS $db.ollystack_alerts
     INDEX idx_correlation_id CorrelationId TYPE bloom_filter(0.001) GRANULARITY 1
 )
 ENGINE = ReplacingMergeTree(UpdatedAt)
-ORDER BY (Fingerprint, StartsAt, Status);
+ORDER BY (Fingerprint, StartsAt, Status)
+$alerts_ttl;
