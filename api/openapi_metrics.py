@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.openapi_params import P_END, P_START, TEXT_DOC, get_operation, name_param, param
+from api.openapi_params import LIMITS, P_END, P_START, TEXT_DOC, get_operation, name_param, param
 from api.openapi_schemas import ATTRS, INT, NUM, RANGE, STR, TS, Schema, array, nullable, obj, ref
 from api.params import ATTRIBUTE_KEY_MAX_CHARS
 from api.queries.metric_series import MAX_FILTERS, MAX_GROUP_BY_KEYS, MAX_STEP_S, MAX_STEPS
@@ -57,8 +57,10 @@ def metric_paths() -> dict[str, Any]:
         [name_param("metric_name", "the metric name", "path"), P_START, P_END, P_STEP, P_GROUP_BY, P_FILTER,
          P_KIND, P_AGGREGATION],
         ref("MetricSeries"), 404,
-        doc="Steps are [timestamp, timestamp + step_s). A cumulative point adds its difference to the previous "
-            "point of its series (read up to 5 minutes before start), or its whole value after a reset (a lower "
-            "value or a new start time); the first point of a series is only a baseline. 404 for a metric "
-            "never stored; 400 naming kind when a name is stored as several kinds, or metric_name when it is "
-            "an exponential histogram or summary.")}
+        doc="Steps are [timestamp, timestamp + step_s) from start. A cumulative point adds its difference to the "
+            "previous point of its series (read up to max(5 minutes, step_s) before start), or its whole value "
+            "after a reset (a lower value or a new start time); the first point of a series is only a baseline "
+            "(no extrapolation). Histograms give one series per group and bucket layout (bounds). Exemplars: "
+            f"the first {LIMITS.max_lookup_exemplars} in the range, oldest first. 404 for a metric never stored; "
+            "400 naming kind when a name is stored as several kinds, or metric_name when it is an exponential "
+            "histogram or summary.")}

@@ -79,14 +79,15 @@ def ttl_placeholders(ch: ClickHouseSettings, registry: tuple[Retention, ...] = R
     return out
 
 
-def stored_ttl(wh: Warehouse, table: str) -> tuple[bool, str | None]:
-    """Whether ``table`` exists in the warehouse's database, and its table TTL expression."""
-    rows = wh.query("SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-                    {"db": wh.database, "t": table})
-    if not rows:
-        return False, None
-    found = _TABLE_TTL.search(rows[0]["engine_full"])
-    return True, found.group(1).strip() if found else None
+def stored_ttls(wh: Warehouse) -> dict[str, str | None]:
+    """Table -> its table TTL expression (None without one), for every table of the
+    warehouse's database; one query, so the check costs one round trip at start."""
+    rows = wh.query("SELECT name, engine_full FROM system.tables WHERE database = {db:String}", {"db": wh.database})
+    out: dict[str, str | None] = {}
+    for row in rows:
+        found = _TABLE_TTL.search(row["engine_full"])
+        out[row["name"]] = found.group(1).strip() if found else None
+    return out
 
 
 def apply_retention(wh: Warehouse, ch: ClickHouseSettings,
@@ -97,10 +98,12 @@ def apply_retention(wh: Warehouse, ch: ClickHouseSettings,
     Tables not created yet are skipped (their CREATE renders the setting). Raises
     WarehouseError from the warehouse."""
     changed = []
+    stored = stored_ttls(wh)
     for entry in registry:
-        exists, current = stored_ttl(wh, entry.table)
-        wanted = entry.expression(ch)
-        if not exists or current == wanted:
+        if entry.table not in stored:
+            continue
+        current, wanted = stored[entry.table], entry.expression(ch)
+        if current == wanted:
             continue
         table = f"{wh.database}.{check_identifier(entry.table, 'table')}"
         if wanted is None:
@@ -108,7 +111,7 @@ def apply_retention(wh: Warehouse, ch: ClickHouseSettings,
         else:
             wh.execute(f"ALTER TABLE {table} MODIFY TTL {wanted}")
         change = f"{entry.table}: TTL {current or 'none'} -> {wanted or 'none'} ({entry.setting}={entry.days(ch)})"
-        log.info("retention changed: %s", change, extra={"table": entry.table, "from": current, "to": wanted,
-                                                "setting": entry.setting})
+        log.info("retention changed: %s", change,
+                 extra={"table": entry.table, "from": current, "to": wanted, "setting": entry.setting})
         changed.append(change)
     return changed

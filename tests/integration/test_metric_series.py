@@ -89,7 +89,8 @@ METRICS = [
     Metric(name="http.duration", unit="ms", histogram=Histogram(
         aggregation_temporality=AGGREGATION_TEMPORALITY_CUMULATIVE, data_points=[
             bucket_point(-30, [1, 1, 0, 0], 60), bucket_point(5, [3, 5, 1, 1], 3000, exemplar=True),
-            bucket_point(25, [3, 9, 1, 1], 3200)])),
+            bucket_point(25, [3, 9, 1, 1], 3200),
+            bucket_point(35, [1, 0, 0, 0], 5)])),  # a reset: fewer observations than before
     Metric(name="rpc.size", unit="By", exponential_histogram=ExponentialHistogram(
         aggregation_temporality=AGGREGATION_TEMPORALITY_DELTA, data_points=[
             ExponentialHistogramDataPoint(time_unix_nano=T0 + S, count=1, sum=1.0, scale=0)])),
@@ -172,8 +173,9 @@ async def test_a_histogram_merges_its_buckets_and_estimates_quantiles(client: ht
     first, second = only["points"]
     assert (first["timestamp"], first["buckets"], first["count"], first["sum"]) == (STEP0, [2, 4, 1, 1], 8, 2940.0)
     assert (first["p50"], first["p95"], first["p99"]) == (55.0, 1000.0, 1000.0)  # p95 is in the overflow bucket
-    assert (second["timestamp"], second["buckets"], second["count"], second["sum"]) == (STEP1, [0, 4, 0, 0], 4, 200.0)
-    assert (second["p50"], second["p95"], second["p99"]) == pytest.approx((55.0, 95.5, 99.1))
+    # [0, 4, 0, 0] added by +25 s, then [1, 0, 0, 0] counted whole after the reset at +35 s.
+    assert (second["timestamp"], second["buckets"], second["count"], second["sum"]) == (STEP1, [1, 4, 0, 0], 5, 205.0)
+    assert (second["p50"], second["p95"], second["p99"]) == pytest.approx((43.75, 94.375, 98.875))
     (exemplar,) = body["exemplars"]
     assert (exemplar["trace_id"], exemplar["value"], exemplar["timestamp"]) == (TRACE, 420.0, iso_ns(T0 + 5 * S))
 
