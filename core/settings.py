@@ -78,7 +78,8 @@ class ClickHouseSettings(_Section):
     logs_ttl_days: int = Field(default=0, ge=0)
     metrics_ttl_days: int = Field(default=0, ge=0)
     exemplars_ttl_days: int = Field(default=30, ge=0)
-    # Trace links and the correlation index: lookups of rows kept longer lose their links.
+    # Trace links and the correlation index: lookups of rows kept longer lose their links, so
+    # unset they are kept as long as the longer-lived of traces and logs (0 = forever wins).
     correlation_ttl_days: int = Field(default=0, ge=0)
     # Anomaly windows and alerts describe spans: unset, they are kept as long as traces.
     anomalies_ttl_days: int = Field(default=0, ge=0)
@@ -86,10 +87,11 @@ class ClickHouseSettings(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _as_long_as_traces(cls, data: Any) -> Any:
+    def _as_long_as_the_data(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            traces = data.get("traces_ttl_days", 0)
-            data = {"anomalies_ttl_days": traces, "alerts_ttl_days": traces, **data}
+            traces, logs = int(data.get("traces_ttl_days", 0)), int(data.get("logs_ttl_days", 0))
+            linked = 0 if 0 in (traces, logs) else max(traces, logs)
+            data = {"anomalies_ttl_days": traces, "alerts_ttl_days": traces, "correlation_ttl_days": linked, **data}
         return data
 
 

@@ -40,3 +40,9 @@ def test_tables_sharing_a_placeholder_must_agree() -> None:
     with pytest.raises(ValueError, match=r"\$metrics_ttl"):
         ttl_placeholders(ClickHouseSettings(metrics_ttl_days=5), clashing)
     assert ttl_placeholders(ClickHouseSettings(metrics_ttl_days=0), clashing)["metrics_ttl"] == ""
+
+
+def test_links_and_the_index_are_kept_as_long_as_the_longer_lived_data_unless_set() -> None:
+    assert ClickHouseSettings(traces_ttl_days=9, logs_ttl_days=30).correlation_ttl_days == 30
+    assert ClickHouseSettings(traces_ttl_days=9).correlation_ttl_days == 0  # logs are kept forever
+    assert ClickHouseSettings(traces_ttl_days=9, logs_ttl_days=30, correlation_ttl_days=5).correlation_ttl_days == 5
