@@ -217,3 +217,22 @@ def duration_ns(params: Mapping[str, str], name: str) -> int | None:
     if name not in params:
         return None
     return round(float_value(params[name], name, 0, 86_400_000_000) * NS_PER_MS)
+
+
+MAX_TOKENS = 10
+# ClickHouse's token index splits text at every ASCII character that is not a letter or a
+# digit; other (non-ASCII) characters belong to tokens.
+_TOKEN_SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def body_tokens(value: str, name: str) -> tuple[str, ...]:
+    """The distinct whole words of ``value`` as the log body's token index splits them,
+    ASCII letters lowercased as the index's ``lower(Body)`` holds them (1..MAX_TOKENS)."""
+    tokens = tuple(dict.fromkeys(t.translate(_ASCII_LOWER) for t in _TOKEN_SEPARATORS.split(value) if t))
+    if not tokens:
+        raise ParamError(name, "must hold at least one word (letters or digits)")
+    if len(tokens) > MAX_TOKENS:
+        raise ParamError(name, f"at most {MAX_TOKENS} words")
+    return tokens
+

@@ -1,11 +1,13 @@
-"""Log search by correlation ID, trace ID, service, severity, text and time range."""
+"""Log search by correlation ID, trace ID, service, severity, attributes, body words or text, and time range."""
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from api.conditions import Condition
 from api.params import Page, TimeRange
+from api.queries.attributes import conditions_filter
 from api.queries.columns import LOG_COLUMNS
 from api.queries.scope import TRACE_ID_SET, QueryScope, time_filter, trace_id_list
 from core.types import Row
@@ -32,6 +34,8 @@ class LogFilter:
     service: str | None = None
     severity: str | None = None  # a key of SEVERITIES: this level or more severe
     text: str | None = None  # case-insensitive substring of Body
+    tokens: tuple[str, ...] = ()  # whole words of Body (lowercase, see api.params.body_tokens)
+    conditions: tuple[Condition, ...] = ()  # on LogAttributes / ResourceAttributes
     order: Literal["asc", "desc"] = "desc"
 
 
@@ -60,7 +64,12 @@ def _where(scope: QueryScope, flt: LogFilter) -> tuple[str, dict[str, Any]]:
     if flt.text is not None:
         where += " AND positionCaseInsensitiveUTF8(Body, {text:String}) > 0"
         params["text"] = flt.text
-    return where, params
+    for i, token in enumerate(flt.tokens):
+        # The form the tokenbf_v1 index on lower(Body) serves (schemas/migrations/0002).
+        where += f" AND hasToken(lower(Body), {{token_{i}:String}})"
+        params[f"token_{i}"] = token
+    attributes, attribute_params = conditions_filter(flt.conditions, "LogAttributes")
+    return where + attributes, params | attribute_params
 
 
 async def search_logs(warehouse: Warehouse, scope: QueryScope, flt: LogFilter, page: Page) -> list[Row]:
