@@ -5,15 +5,22 @@ with TraceQL's comparison operators and scopes: ``span.`` (``log.`` on logs) or 
 before a key picks one attribute map, no prefix means either. A bare number compares
 numerically, anything else (and every double-quoted value) as text, as TraceQL types
 ``42`` and ``"42"``. Conditions are ANDed; every one needs the attribute to be present.
+
+Attributes are stored as text, numbers in the one form the pipeline writes them
+(schemas/otlp_values.py: ``42``, ``1.5``, ``1e+21``). So ``=`` and ``!=`` with a number compare
+that text (the form the Map value index can serve; exact for integers past 2**53), while
+``<``, ``<=``, ``>``, ``>=`` compare as Float64.
 """
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal, cast
 
 from api.params import ParamError
+from schemas.otlp_values import double_to_string
 
 Operator = Literal["=", "!=", "<", "<=", ">", ">="]
 Scope = Literal["record", "resource", "either"]  # record: the span's or the log record's own attributes
@@ -35,13 +42,15 @@ _UNESCAPE = re.compile(r"\\(.)")
 
 @dataclass(frozen=True)
 class Condition:
-    """One attribute condition. ``number`` is set when the value was a bare number."""
+    """One attribute condition. ``number`` is set when the value was a bare number, and
+    ``texts`` then holds the forms the pipeline stores that number in."""
 
     scope: Scope
     key: str
     op: Operator
     value: str
     number: float | None = None
+    texts: tuple[str, ...] = ()
 
 
 def parse_conditions(text: str, name: str, record_prefix: str) -> tuple[Condition, ...]:
@@ -102,7 +111,17 @@ def _condition(match: re.Match[str], name: str, number: int, record_prefix: str)
         raise ParamError(name, f"{where}: the value is longer than {VALUE_MAX_CHARS} characters")
     if _CONTROL.search(value):
         raise ParamError(name, f"{where}: the value holds control characters")
-    return Condition(scope, key, cast(Operator, op), value, numeric)
+    texts = () if numeric is None else number_texts(value, numeric)
+    return Condition(scope, key, cast(Operator, op), value, numeric, texts)
+
+
+def number_texts(literal: str, number: float) -> tuple[str, ...]:
+    """The stored forms of a number: a double's (``1e+21``, ``-0``) and, when it is whole, an
+    integer's (exact from the literal, so 9007199254740993 stays itself)."""
+    forms = [double_to_string(number)]
+    if number.is_integer():
+        forms.append(str(int(Decimal(literal))))
+    return tuple(dict.fromkeys(forms))
 
 
 def _unescape(quoted: str, name: str, where: str) -> str:

@@ -12,8 +12,10 @@ _TAGS_DOC = (
     "Attribute conditions, all of which one {row} must meet: `key<op>value` separated by spaces (or `&&`), "
     "as in Jaeger's and Tempo's `tags` with TraceQL's operators `=`, `!=`, `<`, `<=`, `>`, `>=`. "
     "Prefix a key with `{prefix}.` for the {row}'s own attributes or `resource.` for its resource's; "
-    "without a prefix either may match. A bare number (`42`, `-1.5`, `2e3`) compares numerically, "
-    "everything else as text; quote values holding spaces or `=`: `key=\"a b=c\"` (escape `\\\"` and `\\\\`). "
+    "without a prefix either may match. A bare number (`42`, `-1.5`, `2e3`) compares as a number (`<`, `<=`, "
+    "`>`, `>=` numerically; `=`, `!=` with the text numbers are stored as, so `42` matches 42, 42.0 and \"42\" "
+    "but not \"042\"), everything else and every quoted value as text; quote values holding spaces or `=`: "
+    "`key=\"a b=c\"` (escape `\\\"` and `\\\\`). "
     "Every condition needs the attribute to be present, so `!=` does not match a {row} without it. "
     f"Keys: 1-{KEY_MAX_CHARS} characters of letters, digits and `. _ - / : @`; values up to {VALUE_MAX_CHARS} "
     f"characters, no control characters; at most {MAX_CONDITIONS} conditions. A syntax error is a 400 "
@@ -30,7 +32,7 @@ P_SPAN_TAGS = _tags("span", "span", {
     "route": "http.route=/orders",
     "and": 'span.http.route="/orders" && resource.service.name=checkout',
     "numeric": "http.response.status_code>=500 customer.id=42",
-    "quoted": 'db.statement="SELECT * FROM t WHERE a = 1"',
+    "quoted": 'db.query.text="SELECT * FROM t WHERE a = 1"',
 })
 P_LOG_TAGS = _tags("log record", "log", {
     "attribute": "order.id=7f3a9c",
@@ -71,4 +73,5 @@ def correlation_paths() -> dict[str, Any]:
         doc="Read from the correlation index. An ID is listed when its first-to-last span or log overlaps "
             "[start, end); with service, when that service sent any of its spans or logs. Counts are "
             "distinct spans and logs; error logs are those with SeverityNumber >= 17. Generated IDs "
-            "(olly-...) of traces without an ID of their own are listed too.")}
+            "(olly-...) are listed too: a trace without an ID of its own has one, and spans stored "
+            "before their trace's ID arrived keep theirs.")}

@@ -34,7 +34,7 @@ def correlation_json(row: Row) -> Row:
         "error_count": error_spans + error_logs,
         "error_spans": error_spans,
         "error_logs": error_logs,
-        "max_span_duration_ms": ms(int(row["max_duration_ns"])),
+        "max_span_duration_ms": ms(int(row["slowest"])),
         # IDs may hold '/', '+', '=' ...: one encoded path segment, as the lookup route decodes it.
         "link": "/api/v1/correlate/" + quote(cid, safe=""),
     }

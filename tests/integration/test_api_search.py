@@ -94,6 +94,7 @@ async def found(client: httpx.AsyncClient, expect: int = 200, **params: str) -> 
     ("http.route=/orders && customer.id=42", {T1}),
     ("customer.id=42", {T1, T3, T5}),
     ('customer.id="42"', {T1, T3, T5}),
+    ("customer.id=42.0", {T1, T3, T5}),
     ("customer.id>=42", {T1, T3, T5}),
     ("customer.id>7", {T1, T3, T5}),
     ("customer.id<=7", {T2}),

@@ -1,9 +1,11 @@
 """The ``tags`` condition syntax and the body-word splitting of log search."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from api.conditions import MAX_CONDITIONS, Condition, parse_conditions
+from api.conditions import MAX_CONDITIONS, Condition, number_texts, parse_conditions
 from api.params import ParamError, body_tokens
 
 C = Condition
@@ -27,12 +29,24 @@ C = Condition
 ], ids=["unscoped", "span", "resource", "number", "quoted-number-is-text", "operators", "spaced-and",
         "and-without-spaces", "quoted-equals", "escapes", "empty", "sql-is-a-value"])
 def test_conditions_parse(text: str, expected: list[Condition]) -> None:
-    assert parse_conditions(text, "tags", "span") == tuple(expected)
+    parsed = parse_conditions(text, "tags", "span")
+    assert [dataclasses.replace(c, texts=()) for c in parsed] == expected
+    assert all(bool(c.texts) == (c.number is not None) for c in parsed)
+
+
+@pytest.mark.parametrize(("literal", "expected"), [
+    ("42", ("42",)), ("42.0", ("42",)), ("4.2e1", ("42",)), ("-1.5", ("-1.5",)), (".5", ("0.5",)),
+    ("1e21", ("1e+21", "1000000000000000000000")), ("-0", ("-0", "0")),
+    ("9007199254740993", ("9007199254740992", "9007199254740993")),
+], ids=["int", "whole-decimal", "exponent", "negative", "leading-dot", "exponent-form", "negative-zero",
+        "past-2**53"])
+def test_numbers_match_the_forms_the_pipeline_stores(literal: str, expected: tuple[str, ...]) -> None:
+    assert number_texts(literal, float(literal)) == expected
 
 
 def test_the_log_scope_is_log_not_span() -> None:
     assert parse_conditions("log.a=1 span.b=2", "tags", "log") == (
-        C("record", "a", "=", "1", 1.0), C("either", "span.b", "=", "2", 2.0))
+        C("record", "a", "=", "1", 1.0, ("1",)), C("either", "span.b", "=", "2", 2.0, ("2",)))
 
 
 @pytest.mark.parametrize(("text", "message"), [
