@@ -25,6 +25,7 @@ from api.openapi_params import (
     param,
 )
 from api.openapi_schemas import SCHEMAS, TIMESTAMP_DOC, ref
+from api.openapi_search import P_LOG_TAGS, P_SPAN_TAGS, P_TOKENS, SEARCH_SCHEMAS, correlation_paths
 from api.params import TEXT_MAX_CHARS
 
 
@@ -51,7 +52,10 @@ def _paths() -> dict[str, Any]:
                 param("status", "query", {"type": "string", "enum": ["ok", "error", "unset"]}, "span status"),
                 param("min_duration_ms", "query", P_DURATION, "span duration at least (ms)"),
                 param("max_duration_ms", "query", P_DURATION, "span duration at most (ms)"),
-                *search], ref("TraceList")),
+                P_SPAN_TAGS,
+                *search], ref("TraceList"),
+            doc="One span must meet every filter (service, operation, status, durations and tags), as in one "
+                "TraceQL spanset; its trace is listed."),
         "/api/v1/logs": get_operation(
             "Log records, newest first unless order=asc", [
                 param("correlation_id", "query", CORRELATION_ID,
@@ -63,6 +67,8 @@ def _paths() -> dict[str, Any]:
                     "this level or more severe"),
                 param("text", "query", {"type": "string", "minLength": 1, "maxLength": TEXT_MAX_CHARS},
                        "case-insensitive substring of the body. " + TEXT_DOC),
+                P_TOKENS,
+                P_LOG_TAGS,
                 param("order", "query", {"type": "string", "enum": ["asc", "desc"]}, "time order"),
                 *search], ref("LogList"),
             doc="With correlation_id or trace_id the time range is optional (unbounded by default)."),
@@ -100,9 +106,9 @@ def openapi_document() -> dict[str, Any]:
                  "description": "Correlation lookups, traces, logs, services and exemplars. " + TIMESTAMP_DOC
                  + ". With API keys configured every /api/v1 request needs 'Authorization: Bearer <key>' or "
                    "'X-API-Key' and sees only its tenant's rows."},
-        "paths": {**_paths(), **metric_paths(), **alert_paths()},
+        "paths": {**_paths(), **metric_paths(), **alert_paths(), **correlation_paths()},
         "components": {
-            "schemas": {**SCHEMAS, **METRIC_SCHEMAS},
+            "schemas": {**SCHEMAS, **METRIC_SCHEMAS, **SEARCH_SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
         },

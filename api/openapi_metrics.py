@@ -5,10 +5,10 @@ from typing import Any
 
 from api.openapi_params import LIMITS, P_END, P_START, TEXT_DOC, get_operation, name_param, param
 from api.openapi_schemas import ATTRS, INT, NUM, RANGE, STR, TS, Schema, array, nullable, obj, ref
-from api.params import ATTRIBUTE_KEY_MAX_CHARS
+from api.params import ATTRIBUTE_KEY_MAX_CHARS, ATTRIBUTE_KEY_PATTERN
 from api.queries.metric_series import MAX_FILTERS, MAX_GROUP_BY_KEYS, MAX_STEP_S, MAX_STEPS
 
-_KEY = r"[A-Za-z_][A-Za-z0-9_.\-]*"
+_KEY = ATTRIBUTE_KEY_PATTERN
 _VALUE = r"[^,=]+"
 P_GROUP_BY = param("group_by", "query", {
     "type": "string", "pattern": rf"^{_KEY}(,{_KEY}){{0,{MAX_GROUP_BY_KEYS - 1}}}$",

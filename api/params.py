@@ -219,11 +219,19 @@ def duration_ns(params: Mapping[str, str], name: str) -> int | None:
     return round(float_value(params[name], name, 0, 86_400_000_000) * NS_PER_MS)
 
 
-# Attribute keys as OTel semantic conventions spell them (http.response.status_code,
-# k8s.pod.name): they travel as bound parameters, and the pattern keeps them readable in
-# errors and cache keys.
+# Attribute keys as OTel semantic conventions spell them (http.route, k8s.pod.name,
+# messaging.destination/partition): nothing that could end a key early in a query string.
+# Keys travel as bound parameters; the pattern keeps them readable in errors and cache keys.
 ATTRIBUTE_KEY_MAX_CHARS = 128
-_ATTRIBUTE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+ATTRIBUTE_KEY_RULE = (f"1-{ATTRIBUTE_KEY_MAX_CHARS} characters of letters, digits and . _ - / : @, "
+                      "starting with a letter, digit or _")
+ATTRIBUTE_KEY_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.\-/:@]*"
+_ATTRIBUTE_KEY = re.compile(ATTRIBUTE_KEY_PATTERN)
+
+
+def is_attribute_key(key: str) -> bool:
+    """Whether ``key`` is a well-formed attribute key (ATTRIBUTE_KEY_RULE)."""
+    return len(key) <= ATTRIBUTE_KEY_MAX_CHARS and _ATTRIBUTE_KEY.fullmatch(key) is not None
 
 
 def attribute_keys(value: str, name: str, max_keys: int) -> tuple[str, ...]:
@@ -232,9 +240,8 @@ def attribute_keys(value: str, name: str, max_keys: int) -> tuple[str, ...]:
     if len(keys) > max_keys:
         raise ParamError(name, f"at most {max_keys} keys")
     for key in keys:
-        if len(key) > ATTRIBUTE_KEY_MAX_CHARS or not _ATTRIBUTE_KEY.fullmatch(key):
-            raise ParamError(name, f"{key[:64]!r} is not an attribute key (letters, digits, _ . -, "
-                                   f"starting with a letter or _, at most {ATTRIBUTE_KEY_MAX_CHARS} characters)")
+        if not is_attribute_key(key):
+            raise ParamError(name, f"{key[:64]!r} is not an attribute key ({ATTRIBUTE_KEY_RULE})")
     if len(set(keys)) != len(keys):
         raise ParamError(name, "a key is given twice")
     return keys
@@ -257,3 +264,22 @@ def attribute_filters(value: str, name: str, max_filters: int) -> dict[str, str]
             raise ParamError(name, f"{key}= has no value")
         out[key] = text_value(wanted, name)
     return out
+
+
+MAX_TOKENS = 10
+# ClickHouse's token index splits text at every ASCII character that is not a letter or a
+# digit; other (non-ASCII) characters belong to tokens.
+_TOKEN_SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def body_tokens(value: str, name: str) -> tuple[str, ...]:
+    """The distinct whole words of ``value`` as the log body's token index splits them,
+    ASCII letters lowercased as the index's ``lower(Body)`` holds them (1..MAX_TOKENS)."""
+    tokens = tuple(dict.fromkeys(t.translate(_ASCII_LOWER) for t in _TOKEN_SEPARATORS.split(value) if t))
+    if not tokens:
+        raise ParamError(name, "must hold at least one word (letters or digits)")
+    if len(tokens) > MAX_TOKENS:
+        raise ParamError(name, f"at most {MAX_TOKENS} words")
+    return tokens
+

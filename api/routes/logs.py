@@ -1,4 +1,5 @@
-"""/api/v1/logs: log records by correlation ID, trace ID, service, severity, text and time range."""
+"""/api/v1/logs: log records by correlation ID, trace ID, service, severity, attributes, body words, text
+and time range."""
 from __future__ import annotations
 
 from starlette.requests import Request
@@ -6,6 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import params as p
+from api.conditions import parse_conditions
 from api.presentation.rows import iso_ns, log_json, shown_id
 from api.queries.correlation import best_links, resolve_traces
 from api.queries.logs import SEVERITIES, LogFilter, search_logs
@@ -13,7 +15,7 @@ from api.responses import JsonResponse
 from api.runtime import runtime
 from core.types import Row
 
-LOG_PARAMS = frozenset({"correlation_id", "trace_id", "service", "severity", "text",
+LOG_PARAMS = frozenset({"correlation_id", "trace_id", "service", "severity", "text", "tokens", "tags",
                         "start", "end", "limit", "offset", "order"})
 SEVERITY_NAMES = {name: name for name in SEVERITIES} | {"warning": "warn"}
 ORDERS = {"asc": "asc", "desc": "desc"}
@@ -31,6 +33,8 @@ async def list_logs(request: Request) -> Response:
     service = p.name_value(q["service"], "service") if "service" in q else None
     severity = p.choice(q["severity"], "severity", SEVERITY_NAMES) if "severity" in q else None
     text = p.text_value(q["text"], "text") if "text" in q else None
+    tokens = p.body_tokens(q["tokens"], "tokens") if "tokens" in q else ()
+    conditions = parse_conditions(q["tags"], "tags", "log") if "tags" in q else ()
     order = p.choice(q["order"], "order", ORDERS) if "order" in q else "desc"
     page = p.page(q, rt.limits)
     scope = rt.scope(request)
@@ -40,7 +44,7 @@ async def list_logs(request: Request) -> Response:
         linked = await resolve_traces(rt.warehouse, scope, cid, rt.limits.max_lookup_traces)
         trace_ids = tuple(t for t in linked if trace is None or t == trace)
     flt = LogFilter(time=time, trace_ids=trace_ids, correlation_id=cid if trace is None else None,
-                    service=service, severity=severity, text=text,
+                    service=service, severity=severity, text=text, tokens=tokens, conditions=conditions,
                     order="asc" if order == "asc" else "desc")
     rows: list[Row] = []
     if trace_ids != () or flt.correlation_id is not None:

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import params as p
+from api.conditions import parse_conditions
 from api.presentation.rows import is_error_span, iso_ns, ms, span_json
 from api.queries.correlation import best_links
 from api.queries.traces import (
@@ -21,7 +22,7 @@ from api.responses import JsonResponse, NotFoundError
 from api.runtime import runtime
 from core.types import Row
 
-SEARCH_PARAMS = frozenset({"service", "operation", "status", "min_duration_ms", "max_duration_ms",
+SEARCH_PARAMS = frozenset({"service", "operation", "status", "min_duration_ms", "max_duration_ms", "tags",
                            "start", "end", "limit", "offset"})
 STATUSES = {name: name for name in STATUS_CODES}
 
@@ -83,7 +84,7 @@ async def get_trace(request: Request) -> Response:
 
 
 async def list_traces(request: Request) -> Response:
-    """Traces with a span matching every filter, newest first."""
+    """Traces with a span matching every filter (``tags``: attribute conditions), newest first."""
     q = p.query_params(request, SEARCH_PARAMS)
     rt = runtime(request)
     time = p.time_range(q, rt.limits, rt.clock_ns())
@@ -94,6 +95,7 @@ async def list_traces(request: Request) -> Response:
         status=p.choice(q["status"], "status", STATUSES) if "status" in q else None,
         min_duration_ns=p.duration_ns(q, "min_duration_ms"),
         max_duration_ns=p.duration_ns(q, "max_duration_ms"),
+        conditions=parse_conditions(q["tags"], "tags", "span") if "tags" in q else (),
     )
     if flt.min_duration_ns is not None and flt.max_duration_ns is not None \
             and flt.min_duration_ns > flt.max_duration_ns:

@@ -26,6 +26,8 @@ from agents.ingest.config import IngestConfig
 from agents.ingest.logic import TraceKey, TraceState
 from agents.ingest.plan import Plan
 from agents.ingest.state import TraceStates
+from agents.ingest.writer import BatchWriter, Origin
+from agents.metrics import WorkerMetrics
 from core.types import Signal
 from sinks.embedded import EmbeddedWarehouse
 from sinks.warehouse import Warehouse
@@ -163,3 +165,23 @@ def ingest_rows(warehouse: Warehouse, signal: Signal, values: Sequence[Value], *
     """``ingest_async`` for a test that runs no event loop of its own."""
     return asyncio.run(ingest_async(warehouse, signal, values, config=config, states=states, limiter=limiter,
                                     plans=plans))
+
+
+async def store_async(warehouse: Warehouse, signal: Signal, values: Sequence[Value], topic: str,
+                      first_offset: int = 0, *, config: IngestConfig | None = None) -> IngestedRows:
+    """``values`` through the ingest stage's own path, ``Ingestor.ingest`` then
+    ``BatchWriter.write``, as one batch read from ``topic`` at offsets ``first_offset``….
+    Raises AssertionError when a record is refused or set aside."""
+    config = config or IngestConfig()
+    built = ingestor(warehouse, config=config)
+    ingested = await built.ingest(signal, [raw(v) for v in values])
+    refused: list[tuple[int, str, str]] = []
+
+    async def set_aside(index: int, kind: str, reason: str) -> None:
+        refused.append((index, kind, reason))
+
+    origins = [Origin(topic, 0, first_offset + i) for i in range(len(values))]
+    await BatchWriter(warehouse, config, WorkerMetrics()).write(ingested, origins, set_aside)
+    if ingested.refused or refused:
+        raise AssertionError(f"records refused: {ingested.refused or refused}")
+    return rows_of(ingested)

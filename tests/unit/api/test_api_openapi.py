@@ -4,12 +4,13 @@ from __future__ import annotations
 import re
 
 from api.openapi import openapi_document
-from api.routes import alerts, correlate, exemplars, health, logs, metric_series, services, traces
+from api.routes import alerts, correlate, correlations, exemplars, health, logs, metric_series, services, traces
+from api.routes.correlations import CORRELATION_PARAMS
 from api.routes.logs import LOG_PARAMS
 from api.routes.traces import SEARCH_PARAMS
 
 ROUTES = [*correlate.ROUTES, *traces.ROUTES, *logs.ROUTES, *services.ROUTES, *exemplars.ROUTES, *health.ROUTES,
-          *alerts.ROUTES, *metric_series.ROUTES]
+          *alerts.ROUTES, *metric_series.ROUTES, *correlations.ROUTES]
 
 
 def documented(path: str) -> set[str]:
@@ -27,6 +28,7 @@ def test_every_route_is_documented() -> None:
 def test_documented_query_parameters_are_the_accepted_ones() -> None:
     assert documented("/api/v1/traces") == SEARCH_PARAMS
     assert documented("/api/v1/logs") == LOG_PARAMS
+    assert documented("/api/v1/correlations") == CORRELATION_PARAMS
     assert documented("/api/v1/metrics/{metric_name}/exemplars") == {"metric_name", "service", "start", "end",
                                                                      "limit", "offset"}
     assert documented("/api/v1/metrics/{metric_name}") == {"metric_name", *metric_series.SERIES_PARAMS}
