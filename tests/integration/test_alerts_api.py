@@ -18,6 +18,7 @@ from api.app import create_app
 from api.routes import alerts as alert_routes
 from core.settings import Settings
 from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE
+from sinks.rollups import refresh_rollups
 from sinks.warehouse import Warehouse
 from tests.support.score_points import span_row, spans_table
 
@@ -72,6 +73,7 @@ async def client(warehouse: Warehouse, scenario: dict[str, Any], tmp_path: Path)
     spans = [{**span, "SpanId": f"{n:016x}", "ParentSpanId": "", "SpanKind": "Server"}
              for n, span in enumerate(scenario["spans"])]
     warehouse.insert("otel_traces", columns(spans))
+    refresh_rollups(warehouse, margin_s=0, until_done=True)  # trends and detection read the rollups
     warehouse.insert(ANOMALIES_TABLE, columns(scenario["rows"]))
     warehouse.insert(ALERTS_TABLE, columns([a.to_row() for a in scenario["alerts"]]))
     settings = Settings.model_validate({"data_dir": str(tmp_path), "clickhouse": {"database": warehouse.database}})
