@@ -186,3 +186,5 @@ async def test_trends_health_and_insights(client: httpx.AsyncClient) -> None:
     assert found[0]["kind"] == "firing_alert" and found[0]["service"] == "checkout"
     assert [(i["kind"], i["service"]) for i in found] == [("firing_alert", "checkout"), ("resolved_alert", "payments")]
     assert (await get(client, "/api/v1/trends", 400, metric="cpu"))["parameter"] == "metric"
+    # Series come from per-minute rollups: a step is whole minutes.
+    assert "multiple of 60" in (await get(client, "/api/v1/trends", 400, step_s="90"))["message"]
