@@ -3,10 +3,11 @@
 A view on otel_traces marks each minute an inserted block touches (0010_service_rollups.sql),
 whoever wrote the block. ``refresh_rollups`` recomputes marked minutes from the stored spans,
 each span once (as FINAL reads them), so a block stored twice (retry, replay) collapses
-before it is counted, and writes each
-minute's full rows again with a newer Version; ReplacingMergeTree keeps the newest. What is
-pending lives in the tables (latest mark per minute against the latest mark a refresh
-covered), so a restart loses nothing and any number of refreshers may run.
+before it is counted. It writes each minute's full rows again with a newer Version
+(ReplacingMergeTree keeps the newest), then marks Deleted the keys the new computation
+lacks, so reads with FINAL see exactly the latest computation. What is pending lives in the
+tables (latest mark per minute against the latest mark a refresh covered), so a restart
+loses nothing and any number of refreshers may run.
 """
 from __future__ import annotations
 
@@ -134,6 +135,23 @@ def _edges_sql(db: str) -> str:
     )
 
 
+# The sort key of each rollup table: what a row of one minute's computation is.
+_KEYS = {
+    SERVICE_ROLLUP_TABLE: "Tenant, Minute, ServiceName, SpanName, SpanKind, StatusCode, Entry",
+    SERVICE_EDGES_TABLE: "Tenant, Minute, Caller, Callee, CalleeKind, Operation",
+}
+
+
+def _vanished_sql(db: str, table: str) -> str:
+    # Run after the new rows are in: a key the recompute did not write again still holds an
+    # older computation's row, which a Deleted row one millisecond older than the new ones
+    # replaces. Readers never see a minute half written: new rows first, then deletions.
+    keys = _KEYS[table]
+    return (f"INSERT INTO {db}.{table} ({keys}, Version, Deleted) "
+            f"SELECT {keys}, fromUnixTimestamp64Milli({{version_ms:Int64}} - 1), 1 FROM {db}.{table} FINAL "
+            f"WHERE Minute IN {MINUTE_SET} AND Version < {_VERSION}")
+
+
 def _pending_sql(db: str) -> str:
     return (
         f"SELECT toUnixTimestamp(d.Minute) AS minute_s, toUnixTimestamp64Milli(d.marked) AS marked_ms "
@@ -166,19 +184,24 @@ def _minute_list(minutes: list[int]) -> str:
 
 
 def recompute_minutes(warehouse: Warehouse, minutes: list[int], version_ms: int) -> None:
-    """Write the full rollup rows of ``minutes`` (Unix seconds) with ``version_ms``: the
-    service rollup of each, and the edges of each and of the minute before it (a child
-    stored late pairs with a parent of the minute before)."""
+    """Write the full rollup rows of ``minutes`` (Unix seconds) with ``version_ms`` (newer
+    than any earlier computation's): the service rollup of each, and the edges of each and
+    of the minute before it (a child stored late pairs with a parent of the minute before);
+    then delete the keys of those minutes the new rows do not have."""
     db = warehouse.database
     warehouse.execute(_service_sql(db), {
         "minutes": _minute_list(minutes), "version_ms": version_ms,
         "start_ns": min(minutes) * NS_PER_S, "end_ns": (max(minutes) + MINUTE_S) * NS_PER_S})
+    warehouse.execute(_vanished_sql(db, SERVICE_ROLLUP_TABLE),
+                      {"minutes": _minute_list(minutes), "version_ms": version_ms})
     parents = sorted(set(minutes) | {m - MINUTE_S for m in minutes})
     warehouse.execute(_edges_sql(db), {
         "minutes": _minute_list(parents), "version_ms": version_ms,
         "start_ns": parents[0] * NS_PER_S, "end_ns": (parents[-1] + MINUTE_S) * NS_PER_S,
         "child_start_ns": (parents[0] - MINUTE_S) * NS_PER_S,
         "child_end_ns": (parents[-1] + 2 * MINUTE_S) * NS_PER_S})
+    warehouse.execute(_vanished_sql(db, SERVICE_EDGES_TABLE),
+                      {"minutes": _minute_list(parents), "version_ms": version_ms})
 
 
 def _warehouse_now_ms(warehouse: Warehouse) -> int:

@@ -2,9 +2,11 @@
 -- the service map, trends and the score's buckets never scan raw spans.
 --
 -- How they stay exact (sinks/rollups.py): a view marks every minute an inserted block
--- touches as dirty; a refresh recomputes each dirty minute from otel_traces FINAL (so a
--- block stored twice collapses first) and writes the minute's full rows again with a newer
--- Version, which replaces the rows of the earlier computation.
+-- touches as dirty; a refresh recomputes each dirty minute from the stored spans, each span
+-- once (so a block stored twice collapses first), and writes the minute's full rows again
+-- with a newer Version, which replaces the rows of the earlier computation; a key the new
+-- computation no longer has (a peer edge that became a service edge once the callee's span
+-- arrived) gets a Deleted row. Reads use FINAL.
 
 -- Dirty minutes: the latest time any block with spans of that minute was inserted. Every
 -- writer of otel_traces passes through the view (our worker, replay, a Collector).
@@ -52,9 +54,10 @@ CREATE TABLE IF NOT EXISTS $db.ollystack_service_rollup
     MaxDurationNs UInt64,
     SlowCorrelationId String CODEC(ZSTD(1)),
     SlowTraceId String CODEC(ZSTD(1)),
-    Version DateTime64(3)
+    Version DateTime64(3),
+    Deleted UInt8 DEFAULT 0
 )
-ENGINE = ReplacingMergeTree(Version)
+ENGINE = ReplacingMergeTree(Version, Deleted)
 PARTITION BY toDate(Minute)
 ORDER BY (Tenant, Minute, ServiceName, SpanName, SpanKind, StatusCode, Entry)
 $traces_ttl_minute;
@@ -76,9 +79,10 @@ CREATE TABLE IF NOT EXISTS $db.ollystack_service_edges
     Calls UInt64,
     Errors UInt64,
     DurationNs AggregateFunction(quantileBFloat16, UInt64),
-    Version DateTime64(3)
+    Version DateTime64(3),
+    Deleted UInt8 DEFAULT 0
 )
-ENGINE = ReplacingMergeTree(Version)
+ENGINE = ReplacingMergeTree(Version, Deleted)
 PARTITION BY toDate(Minute)
 ORDER BY (Tenant, Minute, Caller, Callee, CalleeKind, Operation)
 $traces_ttl_minute;
