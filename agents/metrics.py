@@ -1,11 +1,11 @@
 """The worker's Prometheus metrics, on a registry of its own per worker."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class WorkerMetrics:
-    """Counters and histograms of the enrich and sink stages."""
+    """Counters and histograms of the enrich and sink stages and of the rollup refresh."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -29,6 +29,17 @@ class WorkerMetrics:
         self.insert_seconds = Histogram("ollystack_sink_insert_seconds", "ClickHouse insert latency",
                                         ["signal"], registry=r)
         self.insert_retries = Counter("ollystack_sink_insert_retries", "failed inserts retried", ["signal"], registry=r)
+        self.rollup_minutes = Counter("ollystack_rollup_minutes_refreshed", "dirty minutes recomputed into the rollups",
+                                      registry=r)
+        self.rollup_pending = Gauge("ollystack_rollup_pending_minutes",
+                                    "dirty minutes left waiting after the last refresh", registry=r)
+        self.rollup_lag = Gauge("ollystack_rollup_lag_seconds",
+                                "age of the latest mark of the oldest minute left waiting after the last refresh",
+                                registry=r)
+        self.rollup_seconds = Histogram("ollystack_rollup_refresh_seconds", "duration of one rollup refresh",
+                                        registry=r)
+        self.rollup_errors = Counter("ollystack_rollup_refresh_errors", "rollup refreshes that failed, by whether "
+                                     "retrying can help", ["retriable"], registry=r)
 
     def count_enrich(self, signal: str, counts: dict[str, int]) -> None:
         """Fold an EnrichResult's counts into the metrics."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from api.openapi_alerts import alert_paths
+from api.openapi_alerts import ROLLUP_DOC, alert_paths
 from api.openapi_metrics import METRIC_SCHEMAS, metric_paths
 from api.openapi_params import (
     CORRELATION_ID,
@@ -74,9 +74,12 @@ def _paths() -> dict[str, Any]:
             doc="With correlation_id or trace_id the time range is optional (unbounded by default)."),
         "/api/v1/services": get_operation(
             "Requests, error rate and latency percentiles per service", [P_START, P_END, P_LIMIT],
-            ref("ServiceList"), doc="Requests are root, server and consumer spans."),
+            ref("ServiceList"), doc="Requests are root, server and consumer spans. " + ROLLUP_DOC),
         "/api/v1/service-map": get_operation(
-            "Calls between services from parent/child spans", [P_START, P_END, P_LIMIT], ref("ServiceMap")),
+            "Calls between services from parent/child spans", [P_START, P_END, P_LIMIT], ref("ServiceMap"),
+            doc="An edge is a child span whose parent span is in another service (counted in the parent's "
+                "minute), or a client or producer span naming a database (db.system) or a peer "
+                "(peer.service, server.address) when no span of another service answered it. " + ROLLUP_DOC),
         "/api/v1/metrics/{metric_name}/exemplars": get_operation(
             "Exemplars of a metric, newest first",
             [name_param("metric_name", "the metric name", "path"), P_SERVICE, *search], ref("ExemplarList")),

@@ -26,10 +26,14 @@ P_PREDICTED = param("predicted", "query", {"type": "string", "enum": ["true", "f
 P_METRIC = param("metric", "query",
                   {"type": "string", "enum": ["latency_p95_ms", "latency_p50_ms", "error_rate", "throughput"]},
                   "which window feature")
-P_STEP = param("step_s", "query", {"type": "integer", "minimum": 10, "maximum": 86400}, "bucket length")
+P_STEP = param("step_s", "query", {"type": "integer", "minimum": 60, "maximum": 86400, "multipleOf": 60},
+              "bucket length in seconds: whole minutes, since series are read from per-minute rollups")
 P_SINCE = param("since", "query", {"type": "string"}, "replay alerts stored from this time on")
 P_STREAM_LIMIT = param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100000},
                         "end the stream after this many events")
+ROLLUP_DOC = ("Read from per-minute rollups that the worker refreshes every few seconds: steps are whole "
+              "minutes, a window counts every minute it touches, and latency percentiles come from sketches "
+              "with 16 buckets per power of two (within 1/32 of the exact value).")
 _NUMBER_OR_TEXT: Schema = {"oneOf": [{"type": "string", "maxLength": 256}, {"type": "number"}]}
 
 
@@ -47,7 +51,8 @@ def alert_paths() -> dict[str, Any]:
             "responses": {"200": {"description": "an event stream", "content": {"text/event-stream": {}}},
                           **error_responses()}}},
         "/api/v1/trends": get_operation("A window feature over time per service",
-                                        [P_SERVICE, P_OPERATION, P_METRIC, P_STEP, *window, P_LIMIT], OBJECT),
+                                        [P_SERVICE, P_OPERATION, P_METRIC, P_STEP, *window, P_LIMIT], OBJECT,
+                                        doc=ROLLUP_DOC),
         "/api/v1/services/health": get_operation("Each service's latest scores and open alerts",
                                                  [*window, P_LIMIT], OBJECT),
         "/api/v1/insights": get_operation("The most anomalous services and operations of a window", [*window, P_LIMIT],
@@ -55,8 +60,8 @@ def alert_paths() -> dict[str, Any]:
         "/api/v1/anomalies/detect": post_operation(
             "Score stored spans window by window from an empty baseline",
             {"service": {"type": "string"}, "operation": {"type": "string"}, "start": _NUMBER_OR_TEXT,
-             "end": _NUMBER_OR_TEXT, "window_s": {"type": "integer", "minimum": 10, "maximum": 3600}},
-            ["service"], "Which windows are anomalous and which alerts would have fired."),
+             "end": _NUMBER_OR_TEXT, "window_s": {"type": "integer", "minimum": 60, "maximum": 3600, "multipleOf": 60}},
+            ["service"], "Which windows are anomalous and which alerts would have fired. " + ROLLUP_DOC),
         "/api/v1/alerts/predict": post_operation(
             "Forecast threshold breaches (Holt-Winters on minute series)",
             {"metric": {"type": "string", "enum": ["latency_p95_ms", "latency_p50_ms", "error_rate", "throughput"]},

@@ -33,6 +33,9 @@ TS: Schema = {"type": "string", "description": TIMESTAMP_DOC}
 ATTRS: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
 NEXT: Schema = nullable({"type": "integer", "minimum": 1, "description": "offset of the next page; null on the last"})
 RANGE: Schema = obj({"start": TS, "end": TS})
+NODE_KIND: Schema = {"type": "string", "enum": ["service", "database", "peer"],
+                     "description": "service: spans of it are stored; database: a client span's db.system; "
+                                    "peer: a client span's peer.service or server.address"}
 QUANTILES: dict[str, Schema] = {"p50_ms": nullable(NUM), "p95_ms": nullable(NUM), "p99_ms": nullable(NUM)}
 
 SCHEMAS: dict[str, Schema] = {
@@ -111,9 +114,9 @@ SCHEMAS: dict[str, Schema] = {
         "spans": INT, "error_spans": INT,
     }))}),
     "ServiceMap": obj({
-        "time_range": RANGE, "nodes": array(obj({"service": STR})),
-        "edges": array(obj({"caller": STR, "callee": STR, "calls": INT, "errors": INT, "error_rate": NUM,
-                            **QUANTILES})),
+        "time_range": RANGE, "nodes": array(obj({"service": STR, "kind": NODE_KIND})),
+        "edges": array(obj({"caller": STR, "callee": STR, "callee_kind": NODE_KIND, "calls": INT, "errors": INT,
+                            "error_rate": NUM, **QUANTILES})),
     }),
     "ExemplarList": obj({"metric_name": STR, "exemplars": array(ref("Exemplar")), "time_range": RANGE,
                          "limit": INT, "offset": INT, "next_offset": NEXT}),

@@ -254,6 +254,15 @@ class ScoreSettings(_Section):
     retry_max_s: float = Field(default=30.0, gt=0)
 
 
+class RollupSettings(_Section):
+    # The worker recomputes the per-minute rollups the API reads (sinks/rollups.py) every
+    # interval_s, at most max_minutes dirty minutes a pass, oldest first. Marks younger than
+    # margin_s are not counted as covered: their rows may not have been visible yet.
+    interval_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    max_minutes: int = Field(default=30, gt=0)
+    margin_s: float = Field(default=5.0, ge=0, allow_inf_nan=False)
+
+
 class Settings(_Section):
     host: str = "127.0.0.1"
     data_dir: Path = Path(".ollystack")
@@ -267,6 +276,7 @@ class Settings(_Section):
     enrich: EnrichSettings = EnrichSettings()
     sink: SinkSettings = SinkSettings()
     score: ScoreSettings = ScoreSettings()
+    rollups: RollupSettings = RollupSettings()
 
     def redacted(self) -> dict[str, Any]:
         """The settings as plain data with every secret replaced by '**********'."""

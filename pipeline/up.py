@@ -79,7 +79,8 @@ async def _start_readers(settings: Settings, roles: Iterable[str], bootstrap: st
         worker = build_worker(settings, bootstrap, warehouse)
         await worker.start()
         stack.push_async_callback(worker.stop)
-        endpoints.append(("Worker", f"Faust app {worker.app_id}, agents: {', '.join(worker.agent_names)}"))
+        endpoints.append(("Worker", f"Faust app {worker.app_id}, agents: {', '.join(worker.agent_names)}; "
+                                    f"rollups refreshed every {settings.rollups.interval_s:g} s"))
     if "api" in roles:
         from api.server import ApiServer
 

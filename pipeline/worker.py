@@ -1,4 +1,5 @@
-"""The worker role: the Faust app with every stream stage, started inside the running loop."""
+"""The worker role: the Faust app with every stream stage, and the rollup refresh, started
+inside the running loop."""
 from __future__ import annotations
 
 import gc
@@ -14,6 +15,7 @@ from agents.score.config import ScoreConfig
 from agents.stage import StageDeps, faust_dead_letters
 from core.settings import Settings
 from pipeline.app import create_app
+from pipeline.rollup_refresher import RollupRefresher
 from sinks.backend import open_engine
 from sinks.warehouse import Warehouse
 
@@ -21,11 +23,13 @@ Stage = ingest.IngestStage | score.ScoreStage
 
 
 class Worker:
-    """A Faust app with the ingest and (when score.enabled) score stages on it."""
+    """A Faust app with the ingest and (when score.enabled) score stages on it, and the
+    periodic refresh of the per-minute rollups the API reads."""
 
     def __init__(self, settings: Settings, app: faust.App, stages: list[Stage], metrics: WorkerMetrics,
-                 app_id: str) -> None:
+                 app_id: str, rollups: RollupRefresher) -> None:
         self.settings, self.app, self.stages, self.metrics, self.app_id = settings, app, stages, metrics, app_id
+        self.rollups = rollups
         self.agent_names = [name for stage in stages for name in stage.agent_names]
 
     @property
@@ -41,9 +45,12 @@ class Worker:
         # collector from walking it again on every pass (the hot path builds few objects
         # now, but Faust and aiokafka still make garbage per record).
         gc.freeze()
+        self.rollups.start()
 
     async def stop(self) -> None:
-        """Stop the agents; Faust commits the offsets of acknowledged records on the way out."""
+        """Stop the rollup refresh (after its pass in progress) and the agents; Faust commits
+        the offsets of acknowledged records on the way out."""
+        await self.rollups.stop()
         await self.app.stop()
 
 
@@ -61,4 +68,4 @@ def build_worker(settings: Settings, bootstrap: str, warehouse: Warehouse, *, ap
     stages: list[Stage] = [ingest.build(ingest_config, deps, engine)]
     if score_config is not None:
         stages.append(score.build(score_config, deps))
-    return Worker(settings, app, stages, metrics, app_id)
+    return Worker(settings, app, stages, metrics, app_id, RollupRefresher(warehouse, settings.rollups, metrics))

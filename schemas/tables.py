@@ -19,7 +19,11 @@ METRIC_TABLES: tuple[str, ...] = tuple(METRIC_TABLE_BY_KIND.values())
 EXEMPLARS_TABLE = "metric_exemplars"
 TRACE_LINKS_TABLE = "ollystack_trace_links"
 CORRELATION_INDEX_TABLE = "ollystack_correlation_index"
+# Per-minute rollups of otel_traces (0010), kept up to date by sinks/rollups.py.
+SERVICE_ROLLUP_TABLE = "ollystack_service_rollup"
 SERVICE_EDGES_TABLE = "ollystack_service_edges"
+ROLLUP_DIRTY_TABLE = "ollystack_rollup_dirty"
+ROLLUP_MINUTES_TABLE = "ollystack_rollup_minutes"
 ANOMALIES_TABLE = "ollystack_anomalies"
 ALERTS_TABLE = "ollystack_alerts"
 MIGRATIONS_TABLE = "ollystack_schema_migrations"

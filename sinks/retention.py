@@ -18,7 +18,10 @@ from schemas.tables import (
     EXEMPLARS_TABLE,
     LOGS_TABLE,
     METRIC_TABLES,
+    ROLLUP_DIRTY_TABLE,
+    ROLLUP_MINUTES_TABLE,
     SERVICE_EDGES_TABLE,
+    SERVICE_ROLLUP_TABLE,
     TRACE_ID_TS_TABLE,
     TRACE_LINKS_TABLE,
     TRACES_TABLE,
@@ -53,7 +56,8 @@ class Retention:
 RETENTION: tuple[Retention, ...] = (
     Retention(TRACES_TABLE, "Timestamp", "traces_ttl_days", "traces_ttl"),
     Retention(TRACE_ID_TS_TABLE, "Start", "traces_ttl_days", "trace_id_ts_ttl"),
-    Retention(SERVICE_EDGES_TABLE, "Minute", "traces_ttl_days", "traces_ttl_minute"),
+    *(Retention(table, "Minute", "traces_ttl_days", "traces_ttl_minute")
+      for table in (SERVICE_ROLLUP_TABLE, SERVICE_EDGES_TABLE, ROLLUP_DIRTY_TABLE, ROLLUP_MINUTES_TABLE)),
     Retention(LOGS_TABLE, "Timestamp", "logs_ttl_days", "logs_ttl"),
     *(Retention(table, "TimeUnix", "metrics_ttl_days", "metrics_ttl") for table in METRIC_TABLES),
     Retention(EXEMPLARS_TABLE, "Timestamp", "exemplars_ttl_days", "exemplars_ttl"),

@@ -5,9 +5,10 @@ import asyncio
 from dataclasses import dataclass
 
 from api.params import Page, TimeRange
+from api.queries.rollups import rollup_rows
 from api.queries.scope import ERROR_STATUS, TENANT_COLUMN, QueryScope, time_filter
 from core.types import Row
-from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE, TRACES_TABLE
+from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE, SERVICE_ROLLUP_TABLE
 from sinks.warehouse import Warehouse
 
 # The latest message of an alert (one incident of one fingerprint): a resolved one wins a tie.
@@ -90,22 +91,27 @@ async def warehouse_now_ms(warehouse: Warehouse) -> int:
 
 async def service_buckets(warehouse: Warehouse, scope: QueryScope, time: TimeRange, step_s: int,
                           service: str | None, operation: str | None = None, limit: int = 1000) -> list[Row]:
-    """Per service and time bucket of ``step_s`` seconds from stored spans: spans, errors,
-    p50/p95 duration (ns), and the correlation IDs of the slowest and of a failed span."""
-    where = f"1 = 1{time_filter()}{scope.tenant_filter()}"
+    """Per service and bucket of ``step_s`` seconds (a whole number of minutes) from the
+    per-minute rollups: spans, errors, p50/p95 duration (ns), and the correlation and trace
+    IDs of the slowest span and of the slowest failed span."""
+    if step_s <= 0 or step_s % 60:
+        raise ValueError(f"step_s must be a positive multiple of 60, not {step_s}")
+    where = ""
     if service is not None:
         where += " AND ServiceName = {service:String}"
     if operation is not None:
         where += " AND SpanName = {operation:String}"
     sql = (f"SELECT toString(ServiceName) AS service, "
-           f"intDiv(toUnixTimestamp64Nano(Timestamp), {{step_ns:Int64}}) * {{step_ns:Int64}} AS bucket_ns, "
-           f"count() AS spans, countIf({ERROR_STATUS}) AS errors, quantile(0.5)(Duration) AS p50_ns, "
-           f"quantile(0.95)(Duration) AS p95_ns, argMax(CorrelationId, Duration) AS slow_cid, "
-           f"argMax(TraceId, Duration) AS slow_trace, anyIf(CorrelationId, {ERROR_STATUS}) AS error_cid, "
-           f"anyIf(TraceId, {ERROR_STATUS}) AS error_trace "
-           f"FROM {scope.table(TRACES_TABLE)} FINAL WHERE {where} "
+           f"intDiv(toUnixTimestamp(Minute), {{step_s:UInt32}}) * {{step_s:UInt32}} * 1000000000 AS bucket_ns, "
+           f"sum(Spans) AS spans, sumIf(Spans, {ERROR_STATUS}) AS errors, "
+           f"quantilesBFloat16Merge(0.5, 0.95)(DurationNs) AS quantiles_ns, "
+           f"quantiles_ns[1] AS p50_ns, quantiles_ns[2] AS p95_ns, "
+           f"argMax(SlowCorrelationId, MaxDurationNs) AS slow_cid, argMax(SlowTraceId, MaxDurationNs) AS slow_trace, "
+           f"argMaxIf(SlowCorrelationId, MaxDurationNs, {ERROR_STATUS}) AS error_cid, "
+           f"argMaxIf(SlowTraceId, MaxDurationNs, {ERROR_STATUS}) AS error_trace "
+           f"FROM {rollup_rows(scope, SERVICE_ROLLUP_TABLE, where)} "
            f"GROUP BY service, bucket_ns ORDER BY service, bucket_ns LIMIT {{limit:UInt32}}")
-    params = scope.params(start_ns=time.start_ns, end_ns=time.end_ns, step_ns=step_s * 1_000_000_000,
+    params = scope.params(start_ns=time.start_ns, end_ns=time.end_ns, step_s=step_s,
                           service=service, operation=operation, limit=limit)
     return await asyncio.to_thread(warehouse.query, sql, {k: v for k, v in params.items() if v is not None})
 

@@ -5,17 +5,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from core.tenancy import TENANT_ATTRIBUTE
+from schemas.span_predicates import ERROR_STATUS as ERROR_STATUS  # the queries take it from here
+from schemas.span_predicates import TENANT_OF_RESOURCE
 from sinks.warehouse import check_identifier
 
-ERROR_STATUS = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
 # Filters on TraceId may skip granules under FINAL without widening to whole key ranges:
 # TraceId is in every sort key we filter this way, so all versions of a row sit in granules
 # whose trace-ID bloom filter matches.
 BY_TRACE_SETTINGS = "SETTINGS use_skip_indexes_if_final_exact_mode = 0"
-# Where a table keeps the tenant of a row: the resource attribute the gateway stamps, or a
-# column of its own (trace links, exemplars, the score stage's tables).
-TENANT_OF_RESOURCE = f"ResourceAttributes['{TENANT_ATTRIBUTE}']"
+# Where a table keeps the tenant of a row: the resource attribute the gateway stamps
+# (TENANT_OF_RESOURCE), or a column of its own (trace links, exemplars, the score stage's
+# tables, the rollups).
 TENANT_COLUMN = "Tenant"
 # A list of trace IDs travels as one String parameter: array parameters are not portable
 # between chDB and clickhouse-driver. Trace IDs are hex, so ',' cannot occur inside one.

@@ -1,29 +1,25 @@
-"""Per-service request statistics and the service map, computed from stored spans."""
+"""Per-service request statistics and the service map, read from the per-minute rollups."""
 from __future__ import annotations
 
 import asyncio
 
 from api.params import TimeRange
-from api.queries.scope import ERROR_STATUS, QueryScope, time_filter
+from api.queries.rollups import rollup_rows
+from api.queries.scope import ERROR_STATUS, QueryScope
 from core.types import Row
-from schemas.tables import TRACES_TABLE
+from schemas.tables import SERVICE_EDGES_TABLE, SERVICE_ROLLUP_TABLE
 from sinks.warehouse import Warehouse
-
-# A request is a span that enters a service: a root, or a server or consumer span.
-ENTRY_SPAN = ("(ParentSpanId = '' OR SpanKind IN "
-              "('Server', 'Consumer', 'SPAN_KIND_SERVER', 'SPAN_KIND_CONSUMER'))")
 
 
 async def service_stats(warehouse: Warehouse, scope: QueryScope, time: TimeRange, limit: int) -> list[Row]:
-    """Per service over ``time``: spans, requests (entry spans), their errors and the
-    p50/p95/p99 of their durations in ns (empty when the service had no requests)."""
+    """Per service over the minutes ``time`` touches: spans, requests (entry spans: root,
+    server or consumer), their errors, failed spans and the p50/p95/p99 of the requests'
+    durations in ns (empty when the service had no requests)."""
     sql = (
-        f"SELECT service, count() AS spans, countIf(entry) AS requests, countIf(entry AND failed) AS errors, "
-        f"countIf(failed) AS error_spans, "
-        f"if(countIf(entry) = 0, [], quantilesIf(0.5, 0.95, 0.99)(Duration, entry)) AS quantiles_ns "
-        f"FROM (SELECT toString(ServiceName) AS service, Duration, {ERROR_STATUS} AS failed, "
-        f"{ENTRY_SPAN} AS entry FROM {scope.table(TRACES_TABLE)} FINAL "
-        f"WHERE 1 = 1{time_filter()}{scope.tenant_filter()}) "
+        f"SELECT toString(ServiceName) AS service, sum(Spans) AS spans, sumIf(Spans, Entry = 1) AS requests, "
+        f"sumIf(Spans, Entry = 1 AND {ERROR_STATUS}) AS errors, sumIf(Spans, {ERROR_STATUS}) AS error_spans, "
+        f"if(requests = 0, [], quantilesBFloat16MergeIf(0.5, 0.95, 0.99)(DurationNs, Entry = 1)) AS quantiles_ns "
+        f"FROM {rollup_rows(scope, SERVICE_ROLLUP_TABLE)} "
         f"GROUP BY service ORDER BY requests DESC, spans DESC, service LIMIT {{limit:UInt32}}"
     )
     params = scope.params(start_ns=time.start_ns, end_ns=time.end_ns, limit=limit)
@@ -31,21 +27,15 @@ async def service_stats(warehouse: Warehouse, scope: QueryScope, time: TimeRange
 
 
 async def service_edges(warehouse: Warehouse, scope: QueryScope, time: TimeRange, limit: int) -> list[Row]:
-    """Calls between services over ``time``: a child span whose parent span is in another
-    service. Per (caller, callee): calls, errors (failed child spans) and the p50/p95/p99
-    of the child spans' durations in ns."""
-    table = scope.table(TRACES_TABLE)
+    """Calls over the minutes ``time`` touches, per (caller, callee, callee kind): calls,
+    errors and the p50/p95/p99 of the calls' durations in ns. A callee is a service (a
+    child span in another service), or a database or peer a client span named."""
     sql = (
-        f"SELECT p.service AS caller, c.service AS callee, count() AS calls, countIf(c.failed) AS errors, "
-        f"quantiles(0.5, 0.95, 0.99)(c.Duration) AS quantiles_ns "
-        f"FROM (SELECT TraceId, SpanId, toString(ServiceName) AS service FROM {table} FINAL "
-        f"WHERE 1 = 1{time_filter()}{scope.tenant_filter()}) AS p "
-        f"INNER JOIN (SELECT TraceId, ParentSpanId, toString(ServiceName) AS service, Duration, "
-        f"{ERROR_STATUS} AS failed FROM {table} FINAL "
-        f"WHERE ParentSpanId != ''{time_filter()}{scope.tenant_filter()}) AS c "
-        f"ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId "
-        f"WHERE p.service != c.service "
-        f"GROUP BY caller, callee ORDER BY calls DESC, caller, callee LIMIT {{limit:UInt32}}"
+        f"SELECT toString(Caller) AS caller, toString(Callee) AS callee, toString(CalleeKind) AS callee_kind, "
+        f"sum(Calls) AS calls, sum(Errors) AS errors, "
+        f"quantilesBFloat16Merge(0.5, 0.95, 0.99)(DurationNs) AS quantiles_ns "
+        f"FROM {rollup_rows(scope, SERVICE_EDGES_TABLE)} "
+        f"GROUP BY caller, callee, callee_kind ORDER BY calls DESC, caller, callee, callee_kind LIMIT {{limit:UInt32}}"
     )
     params = scope.params(start_ns=time.start_ns, end_ns=time.end_ns, limit=limit)
     return await asyncio.to_thread(warehouse.query, sql, params)

@@ -207,7 +207,7 @@ async def detect(request: Request) -> Response:
     rt = runtime(request)
     service = p.name_value(body["service"], "service")
     operation = _optional_name(body, "operation")
-    window_s = p.int_value(body["window_s"], "window_s", 10, 3600) if "window_s" in body else 60
+    window_s = _minutes_s(body["window_s"], "window_s", 3600) if "window_s" in body else 60
     time = _time(body, request)
     step_ns = window_s * p.NS_PER_S
     first, last = time.start_ns // step_ns, (time.end_ns - 1) // step_ns
@@ -300,6 +300,14 @@ async def _trends(request: Request, time: p.TimeRange, metric: str, step_s: int,
     return out
 
 
+def _minutes_s(text: str, name: str, highest_s: int) -> int:
+    """A length in seconds that is whole minutes: series are read from per-minute rollups."""
+    seconds = p.int_value(text, name, 60, highest_s)
+    if seconds % 60:
+        raise p.ParamError(name, "must be a multiple of 60 (whole minutes)")
+    return seconds
+
+
 def _step_s(time: p.TimeRange, buckets: int = 120) -> int:
     seconds = (time.end_ns - time.start_ns) / p.NS_PER_S / buckets
     return max(60, math.ceil(seconds / 60) * 60)
@@ -312,7 +320,7 @@ async def trends(request: Request) -> Response:
     rt = runtime(request)
     time = _time(q, request)
     metric = p.choice(q["metric"], "metric", TREND_METRICS) if "metric" in q else "latency_p95_ms"
-    step_s = p.int_value(q["step_s"], "step_s", 10, 86400) if "step_s" in q else _step_s(time)
+    step_s = _minutes_s(q["step_s"], "step_s", 86400) if "step_s" in q else _step_s(time)
     if (time.end_ns - time.start_ns) // (step_s * p.NS_PER_S) > MAX_WINDOWS:
         raise p.ParamError("step_s", f"the range holds more than {MAX_WINDOWS} steps; use a longer step")
     services = await _trends(request, time, metric, step_s, _optional_name(q, "service"),

@@ -48,20 +48,23 @@ async def list_services(request: Request) -> Response:
 
 
 async def service_map(request: Request) -> Response:
-    """Edges caller -> callee from parent/child spans in different services over the window."""
+    """Edges caller -> callee over the window: child spans in another service than their
+    parent's, and databases or peers named by client spans; every node with its kind."""
     time, limit, window = _window(request)
     rt = runtime(request)
     rows = await service_edges(rt.warehouse, rt.scope(request), time, limit)
     edges = [{
         "caller": row["caller"],
         "callee": row["callee"],
+        "callee_kind": row["callee_kind"],
         "calls": int(row["calls"]),
         "errors": int(row["errors"]),
         "error_rate": round(int(row["errors"]) / int(row["calls"]), 6) if int(row["calls"]) else 0.0,
         **_quantiles_ms(row["quantiles_ns"]),
     } for row in rows]
-    nodes = sorted({e["caller"] for e in edges} | {e["callee"] for e in edges})
-    return JsonResponse({"time_range": window, "nodes": [{"service": n} for n in nodes], "edges": edges})
+    nodes = {(e["caller"], "service") for e in edges} | {(e["callee"], e["callee_kind"]) for e in edges}
+    return JsonResponse({"time_range": window, "nodes": [{"service": n, "kind": k} for n, k in sorted(nodes)],
+                         "edges": edges})
 
 
 ROUTES = [

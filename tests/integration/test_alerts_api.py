@@ -18,6 +18,7 @@ from api.app import create_app
 from api.routes import alerts as alert_routes
 from core.settings import Settings
 from schemas.tables import ALERTS_TABLE, ANOMALIES_TABLE
+from sinks.rollups import refresh_rollups
 from sinks.warehouse import Warehouse
 from tests.support.score_points import span_row, spans_table
 
@@ -72,6 +73,7 @@ async def client(warehouse: Warehouse, scenario: dict[str, Any], tmp_path: Path)
     spans = [{**span, "SpanId": f"{n:016x}", "ParentSpanId": "", "SpanKind": "Server"}
              for n, span in enumerate(scenario["spans"])]
     warehouse.insert("otel_traces", columns(spans))
+    refresh_rollups(warehouse, margin_s=0, until_done=True)  # trends and detection read the rollups
     warehouse.insert(ANOMALIES_TABLE, columns(scenario["rows"]))
     warehouse.insert(ALERTS_TABLE, columns([a.to_row() for a in scenario["alerts"]]))
     settings = Settings.model_validate({"data_dir": str(tmp_path), "clickhouse": {"database": warehouse.database}})
@@ -184,3 +186,5 @@ async def test_trends_health_and_insights(client: httpx.AsyncClient) -> None:
     assert found[0]["kind"] == "firing_alert" and found[0]["service"] == "checkout"
     assert [(i["kind"], i["service"]) for i in found] == [("firing_alert", "checkout"), ("resolved_alert", "payments")]
     assert (await get(client, "/api/v1/trends", 400, metric="cpu"))["parameter"] == "metric"
+    # Series come from per-minute rollups: a step is whole minutes.
+    assert "multiple of 60" in (await get(client, "/api/v1/trends", 400, step_s="90"))["message"]

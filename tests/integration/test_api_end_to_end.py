@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from api.app import create_app
-from core.settings import OtlpSettings, Settings
+from core.settings import OtlpSettings, RollupSettings, Settings
 from pipeline.demo import run_demo
 from pipeline.gateway.service import Gateway
 from sinks.warehouse import Warehouse
@@ -38,7 +39,7 @@ CORRELATION_ID = "e2e-checkout-42"
 async def pipeline(kafka_bootstrap: str, unique: str, tmp_path: Path,
                    warehouse: Warehouse) -> AsyncIterator[tuple[Settings, Gateway]]:
     settings = settings_for(unique, tmp_path, warehouse.database).model_copy(
-        update={"otlp": OtlpSettings(grpc_port=0, http_port=0)})
+        update={"otlp": OtlpSettings(grpc_port=0, http_port=0), "rollups": RollupSettings(interval_s=0.5)})
     async with running_pipeline(settings, kafka_bootstrap, warehouse, unique) as gateway:
         yield settings, gateway
 
@@ -75,6 +76,19 @@ def stored(warehouse: Warehouse, table: str) -> int:
     return warehouse.query(f"SELECT count() AS n FROM {warehouse.database}.{table} FINAL")[0]["n"]
 
 
+async def rolled_up(client: httpx.AsyncClient, url: str, check: Callable[[Any], bool], deadline_s: float = 60.0) -> Any:
+    """``url``'s JSON once ``check`` accepts it: the worker refreshes the rollups the
+    services and the map read every interval, so they catch up after the spans are stored."""
+    end = time.monotonic() + deadline_s
+    while True:
+        found = (await client.get(url)).json()
+        if check(found):
+            return found
+        if time.monotonic() > end:
+            raise AssertionError(f"{url} not caught up within {deadline_s}s: {found!r}")
+        await asyncio.sleep(0.2)
+
+
 async def test_the_api_shows_what_the_sdk_sent(pipeline: tuple[Settings, Gateway], warehouse: Warehouse) -> None:
     settings, gateway = pipeline
     spans, trace_id = await asyncio.to_thread(send_checkout, f"127.0.0.1:{gateway.grpc_port}")
@@ -99,8 +113,8 @@ async def test_the_api_shows_what_the_sdk_sent(pipeline: tuple[Settings, Gateway
         assert [item["type"] for item in timeline["timeline"]].count("span") == 2
         impact = (await client.get(f"/api/v1/correlate/{CORRELATION_ID}/impact")).json()
         assert [f["service"] for f in impact["first_failures"]] == ["payment-service"]
-        edges = (await client.get("/api/v1/service-map")).json()["edges"]
-        assert [(e["caller"], e["callee"], e["calls"], e["errors"]) for e in edges] == [
+        graph = await rolled_up(client, "/api/v1/service-map", lambda found: bool(found["edges"]))
+        assert [(e["caller"], e["callee"], e["calls"], e["errors"]) for e in graph["edges"]] == [
             ("api-gateway", "payment-service", 1, 1)]
 
 
@@ -112,7 +126,8 @@ async def test_demo_traffic_is_counted_per_service(pipeline: tuple[Settings, Gat
     await wait_until(lambda: stored(warehouse, "otel_traces") == result.spans, what=f"{result.spans} spans stored")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, warehouse)),
                                  base_url="http://api") as client:
-        services = (await client.get("/api/v1/services")).json()["services"]
+        services = (await rolled_up(client, "/api/v1/services", lambda found: sum(
+            s["spans"] for s in found["services"]) >= result.spans))["services"]
         assert sum(s["spans"] for s in services) == result.spans
         assert {"api-gateway", "order-service", "payment-service"} <= {s["service"] for s in services}
         linked = warehouse.query(f"SELECT CorrelationId FROM {warehouse.database}.ollystack_trace_links "

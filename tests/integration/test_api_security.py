@@ -30,6 +30,7 @@ from test_api import (  # the scenario of the endpoint tests (same folder)
 from api.app import create_app
 from core.errors import ConfigError
 from core.settings import OtlpSettings, Settings
+from sinks.rollups import refresh_rollups
 from sinks.warehouse import Warehouse
 from tests.support.gateway import running_gateway
 
@@ -181,6 +182,7 @@ async def seen(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
 async def test_a_tenant_sees_only_its_own_rows(warehouse: Warehouse) -> None:
     insert_scenario(warehouse)  # tenant acme
     trace_f = insert_other_tenant(warehouse)
+    refresh_rollups(warehouse, margin_s=0, until_done=True)
     async with make_client(warehouse, {"key-acme": "acme", "key-globex": "globex"}) as client:
         globex = await seen(client, "key-globex")
         acme = await seen(client, "key-acme")
@@ -216,6 +218,7 @@ async def test_keys_are_required_when_configured(warehouse: Warehouse) -> None:
 async def test_an_admin_key_reads_every_tenant_and_a_viewer_key_one(warehouse: Warehouse) -> None:
     insert_scenario(warehouse)  # tenant acme
     trace_f = insert_other_tenant(warehouse)
+    refresh_rollups(warehouse, margin_s=0, until_done=True)
     async with make_client(warehouse, {"key-acme": "acme:viewer", "key-ops": "acme:admin"}) as client:
         viewer = await seen(client, "key-acme")
         admin = await seen(client, "key-ops")

@@ -30,8 +30,10 @@ def test_environment_variables_map_to_nested_sections() -> None:
         "OLLYSTACK_TOPICS_PARTITIONS": "12",
         "OLLYSTACK_TOPICS_SPANS": "my_spans",
         "OLLYSTACK_OTLP_AUTH_TOKENS": "tok1=acme,tok2=globex",
+        "OLLYSTACK_ROLLUPS_INTERVAL_S": "2.5",
         "UNRELATED": "ignored",
     })
+    assert (s.rollups.interval_s, s.rollups.max_minutes, s.rollups.margin_s) == (2.5, 30, 5.0)
     assert s.kafka.bootstrap == "k1:9092,k2:9092"
     assert s.data_dir == Path("/var/lib/olly")
     assert s.otlp.grpc_port == 14317 and s.api.port == 9999 and s.host == "0.0.0.0"  # noqa: S104 - a settings value, nothing binds it
@@ -71,12 +73,14 @@ def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"OLLYSTACK_CLICKHOUSE_DATABASE": "x;drop"}, "OLLYSTACK_CLICKHOUSE_DATABASE='x;drop'"),
         ({"OLLYSTACK_KAFKA_MAX_MESSAGE_BYTES": "100"}, "OLLYSTACK_KAFKA_MAX_MESSAGE_BYTES='100'"),
         ({"OLLYSTACK_SINK_BATCH_MAX_ROWS": "0"}, "OLLYSTACK_SINK_BATCH_MAX_ROWS='0'"),
+        ({"OLLYSTACK_ROLLUPS_INTERVAL_S": "0"},
+         "OLLYSTACK_ROLLUPS_INTERVAL_S='0': Input should be greater than 0"),
         ({"OLLYSTACK_OTLP_AUTH_TOKENS": "no-equals-sign"}, "OLLYSTACK_OTLP_AUTH_TOKENS=<secret>"),
         ({"OLLYSTACK_KAFKA_BOOTSTRAPP": "x"}, "OLLYSTACK_KAFKA_BOOTSTRAPP: unknown setting"),
         ({"OLLYSTACK_NOPE": "x"}, "OLLYSTACK_NOPE: unknown setting"),
     ],
     ids=["port-not-int", "port-too-big", "port-negative", "zero-partitions", "illegal-topic",
-         "log-level", "database-injection", "tiny-message-limit", "batch-rows", "tokens-format",
+         "log-level", "database-injection", "tiny-message-limit", "batch-rows", "rollup-interval", "tokens-format",
          "typo-in-section", "unknown"],
 )
 def test_a_bad_value_names_the_setting_the_value_and_the_rule(environ: dict[str, str], expected: str) -> None:
