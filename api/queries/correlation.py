@@ -5,7 +5,13 @@ generated ``olly-`` ID, the root later under the external one), so rows are neve
 by their stored CorrelationId alone: the ID names traces, through the trace links (read by
 ID from ``ollystack_correlation_traces``) and the correlation index (fed by views from the
 rows' own CorrelationId), and the rows of those traces are returned whatever ID they were
-stored with, read only where the traces lie in time (api/queries/trace_times.py).
+stored with.
+
+Reads are not narrowed by the traces' time ranges from ``otel_traces_trace_id_ts``: measured
+at 10M spans (benchmarks/correlation_lookup.py) that made a lookup about 60 ms slower (p50
+234 -> 294 ms), because the TraceId bloom filter already finds the same granules (time is
+third in the Collector's span sort key, so ranges prune no granule the filter keeps) and
+reading trace_id_ts costs a statement's worth of work more.
 """
 from __future__ import annotations
 
@@ -24,14 +30,12 @@ from api.queries.scope import (
     QueryScope,
     trace_id_list,
 )
-from api.queries.trace_times import LOG_MARGIN_S, TraceTimes, ranges_filter, traces_filter
 from core.types import Row
 from schemas.tables import (
     CORRELATION_INDEX_TABLE,
     CORRELATION_TRACES_TABLE,
     EXEMPLARS_TABLE,
     LOGS_TABLE,
-    TRACE_ID_TS_TABLE,
     TRACE_LINKS_TABLE,
     TRACES_TABLE,
 )
@@ -74,62 +78,35 @@ def _traces_sql(scope: QueryScope) -> str:
     )
 
 
-def _times_sql(scope: QueryScope) -> str:
-    # One statement: the traces with the seconds their spans start in (0 without a
-    # trace_id_ts row), and a row with no TraceId holding the time of the rows stored under
-    # the ID itself. That row is not restricted to the tenant: index rows stored before
-    # migration 0008 have none, and it only narrows reads that are. A UNION, not a JOIN:
-    # measured cheaper on chDB.
-    traces = _traces_sql(scope)
-    return (
-        f"SELECT TraceId, max(first_s) AS first, max(last_s) AS last FROM ("
-        f"SELECT TraceId, toInt64(0) AS first_s, toInt64(0) AS last_s FROM ({traces}) "
-        f"UNION ALL SELECT TraceId, toInt64(toUnixTimestamp(min(Start))) AS first_s, "
-        f"toInt64(toUnixTimestamp(max(End))) AS last_s FROM {scope.table(TRACE_ID_TS_TABLE)} "
-        f"WHERE TraceId IN ({traces}) GROUP BY TraceId) GROUP BY TraceId "
-        f"UNION ALL SELECT '' AS TraceId, toUnixTimestamp64Nano(min(FirstSeen)) AS first, "
-        f"toUnixTimestamp64Nano(max(LastSeen)) AS last FROM {scope.table(CORRELATION_INDEX_TABLE)} "
-        f"WHERE CorrelationId = {{cid:String}}"
-    )
-
-
-def _row_selects(scope: QueryScope, times: TraceTimes, limits: Limits) -> tuple[list[str], dict[str, Any]]:
+def _row_selects(scope: QueryScope) -> list[str]:
     """The SELECTs of spans, logs and exemplars: each row as (kind, time, tie-break, the row
     as a JSON object)."""
-    params: dict[str, Any] = {"max_spans": limits.max_lookup_spans + 1, "max_logs": limits.max_lookup_logs + 1,
-                              "max_exemplars": limits.max_lookup_exemplars + 1}
-    spans, span_params = traces_filter("spans", times, 0)
-    logs, log_params = traces_filter("logs", times, LOG_MARGIN_S)
-    exemplars, exemplar_params = traces_filter("exemplars", times, LOG_MARGIN_S)
-    own, own_params = ranges_filter("own", [(times.own_ns[0], times.own_ns[1] + 1)] if times.own_ns else [])
-    for extra in (span_params, log_params, exemplar_params, own_params):
-        params.update(extra)
     # Logs without a trace can only be found by their own ID; exemplars stored under the ID
     # too (their trace's spans may have been sampled away), each exemplar belonging to the
     # tenant of its own resource. Skipping granules by index under FINAL is safe: versions of
-    # one record share TraceId (sort key), Timestamp and, being replays of one record, its
-    # CorrelationId.
-    own_logs = f"(TraceId = '' AND CorrelationId = {{cid:String}}{'' if own == '0' else f' AND {own}'})"
-    branches = [
+    # one record share TraceId (sort key) and, being replays of one record, its CorrelationId.
+    return [
         f"SELECT {SPANS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
         f"formatRowNoNewline('JSONEachRow', {SPAN_COLUMNS}) AS row FROM {scope.table(TRACES_TABLE)} FINAL "
-        f"PREWHERE {spans} WHERE 1 = 1{scope.tenant_filter()} ORDER BY Timestamp, SpanId LIMIT {{max_spans:UInt32}}",
+        f"PREWHERE TraceId IN {TRACE_ID_SET} WHERE 1 = 1{scope.tenant_filter()} "
+        f"ORDER BY Timestamp, SpanId LIMIT {{max_spans:UInt32}}",
         f"SELECT {LOGS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
         f"formatRowNoNewline('JSONEachRow', {LOG_COLUMNS}) AS row FROM {scope.table(LOGS_TABLE)} FINAL "
-        f"WHERE ({logs} OR {own_logs}){scope.tenant_filter()} ORDER BY Timestamp LIMIT {{max_logs:UInt32}}",
+        f"WHERE (TraceId IN {TRACE_ID_SET} OR (TraceId = '' AND CorrelationId = {{cid:String}}))"
+        f"{scope.tenant_filter()} ORDER BY Timestamp LIMIT {{max_logs:UInt32}}",
         f"SELECT {EXEMPLARS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
         f"formatRowNoNewline('JSONEachRow', {EXEMPLAR_COLUMNS}) AS row FROM {scope.table(EXEMPLARS_TABLE)} FINAL "
-        f"WHERE ({exemplars} OR CorrelationId = {{cid:String}}){scope.tenant_filter(TENANT_COLUMN)} "
+        f"WHERE (TraceId IN {TRACE_ID_SET} OR CorrelationId = {{cid:String}}){scope.tenant_filter(TENANT_COLUMN)} "
         f"ORDER BY Timestamp LIMIT {{max_exemplars:UInt32}}",
     ]
-    return branches, scope.params(**params)
 
 
 def _rows_sql(selects: list[str], limits: Limits) -> str:
     # One statement for all three: a round trip costs several ms on chDB. Lazy
     # materialization reads the wide columns (attributes, events) of the rows that are
     # returned only, after sorting, instead of those of every row in the granules read; its
-    # default cap (10000 rows) is below a lookup's limits (measured 10-20 % off a lookup).
+    # default cap (10000 rows) is below a lookup's limits (measured about 15 % off the span
+    # read at 10M spans).
     lazy_rows = int(max(limits.max_lookup_spans, limits.max_lookup_logs, limits.max_lookup_exemplars)) + 1
     return (f"SELECT kind, row FROM ({' UNION ALL '.join(f'({s})' for s in selects)}) "
             f"ORDER BY kind, at_ns, tie {BY_TRACE_SETTINGS}, output_format_json_quote_64bit_integers = 0, "
@@ -146,38 +123,18 @@ async def resolve_traces(warehouse: Warehouse, scope: QueryScope, cid: str, max_
     return [row["TraceId"] for row in rows]
 
 
-async def trace_times(warehouse: Warehouse, scope: QueryScope, cid: str, max_traces: int) -> TraceTimes:
-    """The traces of ``cid`` (as ``resolve_traces``) and where in time their rows and the
-    rows stored under ``cid`` lie."""
-    rows = await _query(warehouse, _times_sql(scope), scope.params(cid=cid, max_traces=max_traces))
-    spans_s, unknown, own_ns = {}, [], None
-    for row in rows:
-        first, last = int(row["first"]), int(row["last"])
-        if not row["TraceId"]:
-            own_ns = (first, last) if last > 0 else None
-        elif last > 0:
-            spans_s[row["TraceId"]] = (first, last)
-        else:
-            unknown.append(row["TraceId"])
-    return TraceTimes(spans_s, tuple(sorted(unknown)), own_ns)
-
-
 async def load_correlation(warehouse: Warehouse, scope: QueryScope, cid: str, limits: Limits) -> CorrelationRows:
     """Every span, log and exemplar of the traces of ``cid`` visible in ``scope``.
 
     Lists are capped by ``limits``; ``truncated`` says a cap was reached. Raises
     WarehouseError (or WarehouseUnavailableError) from the warehouse."""
-    times = await trace_times(warehouse, scope, cid, limits.max_lookup_traces + 1)
-    traces = times.trace_ids
+    traces = await resolve_traces(warehouse, scope, cid, limits.max_lookup_traces + 1)
     truncated = len(traces) > limits.max_lookup_traces
-    if truncated:
-        kept = traces[: limits.max_lookup_traces]
-        times = TraceTimes({t: times.spans_s[t] for t in kept if t in times.spans_s},
-                           tuple(t for t in times.unknown if t in kept), times.own_ns)
-        traces = kept
-    selects, params = _row_selects(scope, times, limits)
+    traces = traces[: limits.max_lookup_traces]
+    params = scope.params(cid=cid, trace_ids=trace_id_list(traces), max_spans=limits.max_lookup_spans + 1,
+                          max_logs=limits.max_lookup_logs + 1, max_exemplars=limits.max_lookup_exemplars + 1)
     found: dict[int, list[Row]] = {SPANS: [], LOGS: [], EXEMPLARS: []}
-    for row in await _query(warehouse, _rows_sql(selects, limits), {**params, "cid": cid}):
+    for row in await _query(warehouse, _rows_sql(_row_selects(scope), limits), params):
         found[int(row["kind"])].append(orjson.loads(row["row"]))
     spans, logs, exemplars = found[SPANS], found[LOGS], found[EXEMPLARS]
     truncated = truncated or len(spans) > limits.max_lookup_spans or len(logs) > limits.max_lookup_logs \

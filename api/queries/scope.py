@@ -17,17 +17,9 @@ BY_TRACE_SETTINGS = "SETTINGS use_skip_indexes_if_final_exact_mode = 0"
 # column of its own (trace links, exemplars, the score stage's tables).
 TENANT_OF_RESOURCE = f"ResourceAttributes['{TENANT_ATTRIBUTE}']"
 TENANT_COLUMN = "Tenant"
-
-
-def trace_id_set(param: str = "trace_ids") -> str:
-    """The set of trace IDs in the String parameter ``param`` (the value of trace_id_list).
-
-    A list of trace IDs travels as one String parameter: array parameters are not portable
-    between chDB and clickhouse-driver. Trace IDs are hex, so ',' cannot occur inside one."""
-    return f"(SELECT arrayJoin(splitByChar(',', {{{check_identifier(param, 'parameter')}:String}})) AS t WHERE t != '')"
-
-
-TRACE_ID_SET = trace_id_set()
+# A list of trace IDs travels as one String parameter: array parameters are not portable
+# between chDB and clickhouse-driver. Trace IDs are hex, so ',' cannot occur inside one.
+TRACE_ID_SET = "(SELECT arrayJoin(splitByChar(',', {trace_ids:String})) AS t WHERE t != '')"
 
 
 @dataclass(frozen=True)
