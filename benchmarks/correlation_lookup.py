@@ -1,7 +1,7 @@
 """Correlation lookup latency at one and ten million spans in chDB, beside the services endpoints.
 
 Usage: ``python benchmarks/correlation_lookup.py [--sizes 1000000,10000000] [--spans-per-trace 10]
-[--lookups 200] [--service-requests 20] [--data-dir DIR]``
+[--lookups 200] [--service-requests 10] [--data-dir DIR]``
 
 Stores spans up to each size in turn (ten per trace, two logs per trace, an exemplar per ten
 traces) and measures at each: random external IDs looked up through the API app (HTTP over
@@ -284,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000000,10000000", help="span counts to measure at, ascending")
     parser.add_argument("--spans-per-trace", type=int, default=10)
     parser.add_argument("--lookups", type=int, default=200)
-    parser.add_argument("--service-requests", type=int, default=20, help="requests per services endpoint and window")
+    parser.add_argument("--service-requests", type=int, default=10,
+                        help="requests per services endpoint and window (a request reads up to a day of spans)")
     parser.add_argument("--block-traces", type=int, default=10_000, help="traces per insert")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, default=None,
