@@ -19,6 +19,8 @@ METRIC_TABLES: tuple[str, ...] = tuple(METRIC_TABLE_BY_KIND.values())
 EXEMPLARS_TABLE = "metric_exemplars"
 TRACE_LINKS_TABLE = "ollystack_trace_links"
 CORRELATION_INDEX_TABLE = "ollystack_correlation_index"
+# Correlation ID -> traces, sorted by the ID (fed from the trace links).
+CORRELATION_TRACES_TABLE = "ollystack_correlation_traces"
 # Per-minute rollups of otel_traces (0010), kept up to date by sinks/rollups.py.
 SERVICE_ROLLUP_TABLE = "ollystack_service_rollup"
 SERVICE_EDGES_TABLE = "ollystack_service_edges"

@@ -15,6 +15,7 @@ from schemas.tables import (
     ALERTS_TABLE,
     ANOMALIES_TABLE,
     CORRELATION_INDEX_TABLE,
+    CORRELATION_TRACES_TABLE,
     EXEMPLARS_TABLE,
     LOGS_TABLE,
     METRIC_TABLES,
@@ -63,6 +64,7 @@ RETENTION: tuple[Retention, ...] = (
     Retention(EXEMPLARS_TABLE, "Timestamp", "exemplars_ttl_days", "exemplars_ttl"),
     Retention(TRACE_LINKS_TABLE, "LastSeen", "correlation_ttl_days", "correlation_ttl_last_seen"),
     Retention(CORRELATION_INDEX_TABLE, "LastSeen", "correlation_ttl_days", "correlation_ttl_last_seen"),
+    Retention(CORRELATION_TRACES_TABLE, "LastSeen", "correlation_ttl_days", "correlation_ttl_last_seen"),
     Retention(ANOMALIES_TABLE, "Timestamp", "anomalies_ttl_days", "anomalies_ttl"),
     Retention(ALERTS_TABLE, "UpdatedAt", "alerts_ttl_days", "alerts_ttl"),
 )

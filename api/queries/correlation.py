@@ -2,15 +2,24 @@
 
 A trace's ID can be upgraded after some of its spans were stored (children first under a
 generated ``olly-`` ID, the root later under the external one), so rows are never selected
-by their stored CorrelationId alone: the ID names traces, through ``ollystack_trace_links``
-and the correlation index (fed by views from the rows' own CorrelationId), and the rows of
-those traces are returned whatever ID they were stored with.
+by their stored CorrelationId alone: the ID names traces, through the trace links (read by
+ID from ``ollystack_correlation_traces``) and the correlation index (fed by views from the
+rows' own CorrelationId), and the rows of those traces are returned whatever ID they were
+stored with.
+
+Reads are not narrowed by the traces' time ranges from ``otel_traces_trace_id_ts``: measured
+at 10M spans (benchmarks/correlation_lookup.py) that made a lookup about 60 ms slower (p50
+234 -> 294 ms), because the TraceId bloom filter already finds the same granules (time is
+third in the Collector's span sort key, so ranges prune no granule the filter keeps) and
+reading trace_id_ts costs a statement's worth of work more.
 """
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from api.params import Limits
 from api.queries.columns import EXEMPLAR_COLUMNS, LOG_COLUMNS, SPAN_COLUMNS
@@ -24,12 +33,16 @@ from api.queries.scope import (
 from core.types import Row
 from schemas.tables import (
     CORRELATION_INDEX_TABLE,
+    CORRELATION_TRACES_TABLE,
     EXEMPLARS_TABLE,
     LOGS_TABLE,
     TRACE_LINKS_TABLE,
     TRACES_TABLE,
 )
 from sinks.warehouse import Warehouse
+
+# The kinds of row in the one statement that reads them all.
+SPANS, LOGS, EXEMPLARS = 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -52,10 +65,12 @@ class CorrelationRows:
         return len(self.spans) + len(self.logs) + len(self.exemplars)
 
 
-def _resolve_sql(scope: QueryScope) -> str:
+def _traces_sql(scope: QueryScope) -> str:
+    # Both sources are sorted by CorrelationId: the traces linked to the ID, and the traces
+    # of rows stored under it (the index).
     return (
         f"SELECT DISTINCT TraceId FROM ("
-        f"SELECT TraceId FROM {scope.table(TRACE_LINKS_TABLE)} WHERE CorrelationId = {{cid:String}}"
+        f"SELECT TraceId FROM {scope.table(CORRELATION_TRACES_TABLE)} WHERE CorrelationId = {{cid:String}}"
         f"{scope.tenant_filter(TENANT_COLUMN)} "
         f"UNION ALL SELECT arrayJoin(TraceIds) AS TraceId FROM {scope.table(CORRELATION_INDEX_TABLE)} "
         f"WHERE CorrelationId = {{cid:String}}{scope.tenant_filter(TENANT_COLUMN)}) "
@@ -63,33 +78,39 @@ def _resolve_sql(scope: QueryScope) -> str:
     )
 
 
-def _spans_sql(scope: QueryScope) -> str:
-    return (
-        f"SELECT {SPAN_COLUMNS} FROM {scope.table(TRACES_TABLE)} FINAL "
+def _row_selects(scope: QueryScope) -> list[str]:
+    """The SELECTs of spans, logs and exemplars: each row as (kind, time, tie-break, the row
+    as a JSON object)."""
+    # Logs without a trace can only be found by their own ID; exemplars stored under the ID
+    # too (their trace's spans may have been sampled away), each exemplar belonging to the
+    # tenant of its own resource. Skipping granules by index under FINAL is safe: versions of
+    # one record share TraceId (sort key) and, being replays of one record, its CorrelationId.
+    return [
+        f"SELECT {SPANS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
+        f"formatRowNoNewline('JSONEachRow', {SPAN_COLUMNS}) AS row FROM {scope.table(TRACES_TABLE)} FINAL "
         f"PREWHERE TraceId IN {TRACE_ID_SET} WHERE 1 = 1{scope.tenant_filter()} "
-        f"ORDER BY Timestamp, SpanId LIMIT {{max_rows:UInt32}} {BY_TRACE_SETTINGS}"
-    )
-
-
-def _logs_sql(scope: QueryScope) -> str:
-    # Logs without a trace can only be found by their own ID. Skipping granules by index
-    # under FINAL is safe here as for spans: versions of one record share TraceId (sort key)
-    # and, being replays of one record, its CorrelationId. Measured 2x faster at 200k logs.
-    return (
-        f"SELECT {LOG_COLUMNS} FROM {scope.table(LOGS_TABLE)} FINAL "
+        f"ORDER BY Timestamp, SpanId LIMIT {{max_spans:UInt32}}",
+        f"SELECT {LOGS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
+        f"formatRowNoNewline('JSONEachRow', {LOG_COLUMNS}) AS row FROM {scope.table(LOGS_TABLE)} FINAL "
         f"WHERE (TraceId IN {TRACE_ID_SET} OR (TraceId = '' AND CorrelationId = {{cid:String}}))"
-        f"{scope.tenant_filter()} ORDER BY Timestamp LIMIT {{max_rows:UInt32}} {BY_TRACE_SETTINGS}"
-    )
-
-
-def _exemplars_sql(scope: QueryScope) -> str:
-    # Exemplars of the traces, and those stored under the ID (their trace's spans may have
-    # been sampled away); each exemplar belongs to the tenant of its own resource.
-    return (
-        f"SELECT {EXEMPLAR_COLUMNS} FROM {scope.table(EXEMPLARS_TABLE)} FINAL "
+        f"{scope.tenant_filter()} ORDER BY Timestamp LIMIT {{max_logs:UInt32}}",
+        f"SELECT {EXEMPLARS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
+        f"formatRowNoNewline('JSONEachRow', {EXEMPLAR_COLUMNS}) AS row FROM {scope.table(EXEMPLARS_TABLE)} FINAL "
         f"WHERE (TraceId IN {TRACE_ID_SET} OR CorrelationId = {{cid:String}}){scope.tenant_filter(TENANT_COLUMN)} "
-        f"ORDER BY Timestamp LIMIT {{max_rows:UInt32}}"
-    )
+        f"ORDER BY Timestamp LIMIT {{max_exemplars:UInt32}}",
+    ]
+
+
+def _rows_sql(selects: list[str], limits: Limits) -> str:
+    # One statement for all three: a round trip costs several ms on chDB. Lazy
+    # materialization reads the wide columns (attributes, events) of the rows that are
+    # returned only, after sorting, instead of those of every row in the granules read; its
+    # default cap (10000 rows) is below a lookup's limits (measured about 15 % off the span
+    # read at 10M spans).
+    lazy_rows = int(max(limits.max_lookup_spans, limits.max_lookup_logs, limits.max_lookup_exemplars)) + 1
+    return (f"SELECT kind, row FROM ({' UNION ALL '.join(f'({s})' for s in selects)}) "
+            f"ORDER BY kind, at_ns, tie {BY_TRACE_SETTINGS}, output_format_json_quote_64bit_integers = 0, "
+            f"query_plan_max_limit_for_lazy_materialization = {lazy_rows}")
 
 
 async def _query(warehouse: Warehouse, sql: str, params: dict[str, Any]) -> list[Row]:
@@ -98,7 +119,7 @@ async def _query(warehouse: Warehouse, sql: str, params: dict[str, Any]) -> list
 
 async def resolve_traces(warehouse: Warehouse, scope: QueryScope, cid: str, max_traces: int) -> list[str]:
     """Trace IDs linked to ``cid`` or holding rows stored under it (at most ``max_traces``)."""
-    rows = await _query(warehouse, _resolve_sql(scope), scope.params(cid=cid, max_traces=max_traces))
+    rows = await _query(warehouse, _traces_sql(scope), scope.params(cid=cid, max_traces=max_traces))
     return [row["TraceId"] for row in rows]
 
 
@@ -110,16 +131,12 @@ async def load_correlation(warehouse: Warehouse, scope: QueryScope, cid: str, li
     traces = await resolve_traces(warehouse, scope, cid, limits.max_lookup_traces + 1)
     truncated = len(traces) > limits.max_lookup_traces
     traces = traces[: limits.max_lookup_traces]
-    ids = trace_id_list(traces)
-    # One after another: the API's warehouse runs one statement at a time anyway.
-    spans: list[Row] = []
-    if traces:
-        spans = await _query(warehouse, _spans_sql(scope),
-                             scope.params(trace_ids=ids, max_rows=limits.max_lookup_spans + 1))
-    logs = await _query(warehouse, _logs_sql(scope),
-                        scope.params(trace_ids=ids, cid=cid, max_rows=limits.max_lookup_logs + 1))
-    exemplars = await _query(warehouse, _exemplars_sql(scope),
-                             scope.params(trace_ids=ids, cid=cid, max_rows=limits.max_lookup_exemplars + 1))
+    params = scope.params(cid=cid, trace_ids=trace_id_list(traces), max_spans=limits.max_lookup_spans + 1,
+                          max_logs=limits.max_lookup_logs + 1, max_exemplars=limits.max_lookup_exemplars + 1)
+    found: dict[int, list[Row]] = {SPANS: [], LOGS: [], EXEMPLARS: []}
+    for row in await _query(warehouse, _rows_sql(_row_selects(scope), limits), params):
+        found[int(row["kind"])].append(orjson.loads(row["row"]))
+    spans, logs, exemplars = found[SPANS], found[LOGS], found[EXEMPLARS]
     truncated = truncated or len(spans) > limits.max_lookup_spans or len(logs) > limits.max_lookup_logs \
         or len(exemplars) > limits.max_lookup_exemplars
     return CorrelationRows(
