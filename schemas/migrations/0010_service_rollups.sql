@@ -27,6 +27,14 @@ AS SELECT
 FROM $db.otel_traces
 GROUP BY Minute;
 
+-- Spans stored before this migration: their minutes are marked too, so the worker rolls up
+-- the history in the background (oldest first) instead of leaving old windows empty. The
+-- view above already marks new inserts; a minute marked by both is refreshed once.
+INSERT INTO $db.ollystack_rollup_dirty (Minute, MarkedAt)
+SELECT toStartOfMinute(Timestamp) AS Minute, now64(3) AS MarkedAt
+FROM $db.otel_traces
+GROUP BY Minute;
+
 -- Refreshed minutes: a minute is up to date while its latest mark is at most Covered.
 CREATE TABLE IF NOT EXISTS $db.ollystack_rollup_minutes
 (

@@ -19,6 +19,7 @@ from core.settings import ClickHouseSettings, RollupSettings
 from pipeline.rollup_refresher import RollupRefresher
 from schemas.span_predicates import sketch_duration
 from sinks.backend import open_warehouse
+from sinks.migrations import load_migrations, migrate
 from sinks.rollups import pending_minutes, refresh_rollups
 from sinks.warehouse import Warehouse
 from tests.support.builders import wait_until
@@ -167,6 +168,27 @@ async def test_rollups_answer_as_the_raw_spans_do(warehouse: Warehouse, tenant: 
     for m in range(MINUTES):  # an edge counts in its caller's minute
         minute = TimeRange(T0 + m * MIN_NS, T0 + (m + 1) * MIN_NS)
         assert (await rolled_up(warehouse, tenant, minute))["edges"] == raw_edges(warehouse, tenant, minute.start_ns)
+
+
+async def test_spans_stored_before_the_rollups_existed_are_rolled_up(chdb_dir: Path, unique: str) -> None:
+    """A database migrated up to 0009 already holds spans: migration 0010 marks their
+    minutes, so a refresh rolls them up as it would new ones."""
+    settings = ClickHouseSettings(database=unique)
+    wh = open_warehouse(settings, chdb_dir)
+    try:
+        wh.execute(f"CREATE DATABASE IF NOT EXISTS {unique}")
+        for migration in load_migrations(unique, settings):
+            if migration.version < 10:
+                for statement in migration.statements:
+                    wh.execute(statement)
+        insert_by_service(wh, traffic())
+        assert "0010_service_rollups" in migrate(wh, settings)
+        assert refresh_rollups(wh, margin_s=0, until_done=True).minutes == MINUTES + 1
+        got = await rolled_up(wh, "acme")
+        assert got["services"] == raw_services(wh, "acme") and got["edges"] == raw_edges(wh, "acme")
+    finally:
+        wh.execute(f"DROP DATABASE IF EXISTS {unique} SYNC")
+        wh.close()
 
 
 async def test_a_block_stored_twice_leaves_the_rollups_unchanged(warehouse: Warehouse) -> None:
