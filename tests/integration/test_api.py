@@ -76,7 +76,7 @@ A_EARLY = [  # stored first, under the generated ID
 A_ROOT = span(TRACE_A, "a1" * 8, "", 0, 500, "frontend", "POST /checkout", "Server", X)
 
 
-def insert_scenario(wh: Warehouse) -> None:
+def store_scenario(wh: Warehouse) -> None:
     """Trace A: children under a generated ID, root (later) under X; trace B: a retry under
     X (baggage); trace C under another ID; trace D with no link; trace E with no ID."""
     wh.insert("otel_traces", columns(A_EARLY), dedup_token="a-early")
@@ -107,7 +107,12 @@ def insert_scenario(wh: Warehouse) -> None:
          "ServiceName": "frontend", "Value": 20.0, "TraceId": TRACE_C, "SpanId": "c1" * 8,
          "CorrelationId": Y, "FilteredAttributes": {}, "Attributes": {"http.route": "/"}, "Tenant": "acme"},
     ]))
-    refresh_rollups(wh, margin_s=0, until_done=True)  # the services and the map read rollups
+
+
+def insert_scenario(wh: Warehouse) -> None:
+    """The scenario's rows, and the rollups the services and the map read brought up to date."""
+    store_scenario(wh)
+    refresh_rollups(wh, margin_s=0, until_done=True)
 
 
 def make_app(wh: Warehouse, tokens: dict[str, str] | None = None, **kwargs: Any) -> Starlette:
