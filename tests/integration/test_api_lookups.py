@@ -25,9 +25,9 @@ from test_api import (  # the scenario of the endpoint tests (same folder)
 )
 
 from core.settings import ClickHouseSettings
-from sinks.backend import open_warehouse
-from sinks.migrations import load_migrations, migrate
+from sinks.migrations import migrate
 from sinks.warehouse import Warehouse
+from tests.support.warehouses import warehouse_before
 
 S_MS = 1000  # one second in the scenario's milliseconds
 
@@ -95,13 +95,7 @@ async def test_links_stored_before_the_id_sorted_table_existed_are_found(chdb_di
     """A database migrated up to 0008 holds a link whose ID is on no row (only the link names
     trace C): migration 0009 copies it, so the lookup still finds the trace."""
     settings = ClickHouseSettings(database=unique)
-    wh = open_warehouse(settings, chdb_dir)
-    try:
-        wh.execute(f"CREATE DATABASE IF NOT EXISTS {unique}")
-        for migration in load_migrations(unique, settings):
-            if migration.version < 9:
-                for statement in migration.statements:
-                    wh.execute(statement)
+    with warehouse_before(settings, chdb_dir, 9) as wh:
         store_scenario(wh)  # no rollup tables before 0010
         wh.insert("ollystack_trace_links", columns([link(TRACE_C, "req-linked-only", "header", 2, 3000)]))
         assert "0009_correlation_traces" in migrate(wh, settings)
@@ -110,6 +104,3 @@ async def test_links_stored_before_the_id_sorted_table_existed_are_found(chdb_di
             again = await get_json(client, f"/api/v1/correlate/{Y}")
         assert [t["trace_id"] for t in ctx["traces"]] == [TRACE_C] and ctx["summary"]["spans"] == 2
         assert again["summary"]["spans"] == 2
-    finally:
-        wh.execute(f"DROP DATABASE IF EXISTS {unique} SYNC")
-        wh.close()

@@ -19,10 +19,11 @@ from core.settings import ClickHouseSettings, RollupSettings
 from pipeline.rollup_refresher import RollupRefresher
 from schemas.span_predicates import sketch_duration
 from sinks.backend import open_warehouse
-from sinks.migrations import load_migrations, migrate
+from sinks.migrations import migrate
 from sinks.rollups import pending_minutes, refresh_rollups
 from sinks.warehouse import Warehouse
 from tests.support.builders import wait_until
+from tests.support.warehouses import warehouse_before
 
 pytestmark = pytest.mark.asyncio
 MIN_NS = 60 * 1_000_000_000
@@ -174,21 +175,12 @@ async def test_spans_stored_before_the_rollups_existed_are_rolled_up(chdb_dir: P
     """A database migrated up to 0009 already holds spans: migration 0010 marks their
     minutes, so a refresh rolls them up as it would new ones."""
     settings = ClickHouseSettings(database=unique)
-    wh = open_warehouse(settings, chdb_dir)
-    try:
-        wh.execute(f"CREATE DATABASE IF NOT EXISTS {unique}")
-        for migration in load_migrations(unique, settings):
-            if migration.version < 10:
-                for statement in migration.statements:
-                    wh.execute(statement)
+    with warehouse_before(settings, chdb_dir, 10) as wh:
         insert_by_service(wh, traffic())
         assert "0010_service_rollups" in migrate(wh, settings)
         assert refresh_rollups(wh, margin_s=0, until_done=True).minutes == MINUTES + 1
         got = await rolled_up(wh, "acme")
         assert got["services"] == raw_services(wh, "acme") and got["edges"] == raw_edges(wh, "acme")
-    finally:
-        wh.execute(f"DROP DATABASE IF EXISTS {unique} SYNC")
-        wh.close()
 
 
 async def test_a_block_stored_twice_leaves_the_rollups_unchanged(warehouse: Warehouse) -> None:
