@@ -5,6 +5,7 @@ from functools import lru_cache
 from typing import Any
 
 from api.openapi_alerts import ROLLUP_DOC, alert_paths
+from api.openapi_incidents import incident_paths
 from api.openapi_metrics import METRIC_SCHEMAS, metric_paths
 from api.openapi_params import (
     CORRELATION_ID,
@@ -109,7 +110,8 @@ def openapi_document() -> dict[str, Any]:
                  "description": "Correlation lookups, traces, logs, services and exemplars. " + TIMESTAMP_DOC
                  + ". With API keys configured every /api/v1 request needs 'Authorization: Bearer <key>' or "
                    "'X-API-Key' and sees only its tenant's rows."},
-        "paths": {**_paths(), **metric_paths(), **alert_paths(), **correlation_paths()},
+        "paths": {**_paths(), **metric_paths(), **alert_paths(), **correlation_paths(),
+                  **incident_paths()},
         "components": {
             "schemas": {**SCHEMAS, **METRIC_SCHEMAS, **SEARCH_SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
