@@ -8,7 +8,7 @@ backdated clock (``run_demo(speedup=...)``), so the run takes minutes, not a qua
 DoWhy's gcm anomaly attribution is measured too when ``dowhy`` imports (it is not a
 dependency of the product; see ``dowhy_ranker``); otherwise the output says why not.
 
-    python benchmarks/rca_incidents.py [--repeats 1] [--seed 7]
+    python benchmarks/rca_incidents.py [--repeats 1] [--seed 7] [--incidents N]
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def dowhy_ranker() -> tuple[Callable[[IncidentData], list[str]] | None, str]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    plan = incident_plan(repeats=args.repeats)
+    plan = incident_plan(repeats=args.repeats)[:args.incidents]
     ranker, dowhy_note = dowhy_ranker()
     with tempfile.TemporaryDirectory() as tmp, LocalKafkaBroker(Path(tmp) / "kafka") as broker:
         settings = settings_for("bench", Path(tmp), "default")
@@ -95,7 +95,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "rca_incidents", "incidents": len(plan), "chosen_method": DEFAULT_METHOD,
         "window_s": CONFIG.window_s, "rate_flows_per_simulated_s": RATE, "speedup": SPEEDUP,
         "spans_sent": injected.spans_sent, "spans_not_sent": injected.spans_not_sent,
-        "pipeline_s": round(injected.seconds, 1), "evaluation_s": round(evaluated_s, 1),
+        "pipeline_s": round(injected.seconds, 1), "stored": injected.stored, "evaluation_s": round(evaluated_s, 1),
         "methods": methods, "per_incident_rank": figures["incidents"],
     }
 
@@ -104,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=1, help="times the 20 incidents are injected")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--incidents", type=int, default=None, help="only the first N incidents (a quick check)")
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 
 

@@ -37,7 +37,7 @@ async def service_traffic_rows(warehouse: Warehouse, scope: QueryScope, time: Ti
     errors (failing spans no child of which failed), self time, first error and examples."""
     origin = "failed AND NOT failed_child"
     sql = (f"SELECT service, operation, countIf(entry) AS requests, countIf(entry AND failed) AS failed_requests, "
-           f"countIf({origin}) AS origin_errors, sum(self_ns) AS self_ns, count() AS spans, "
+           f"countIf({origin}) AS origin_errors, sum(self_ns) AS total_self_ns, count() AS spans, "
            f"toUnixTimestamp64Nano(minIf(Timestamp, failed)) AS first_error_ns, countIf(failed) AS errors, "
            f"argMaxIf(TraceId, Timestamp, {origin}) AS error_trace_id, "
            f"argMaxIf(SpanId, Timestamp, {origin}) AS error_span_id, "

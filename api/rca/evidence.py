@@ -128,12 +128,12 @@ def traffic_by_service(rows: Iterable[Mapping[str, Any]]) -> dict[str, Traffic]:
     out = {}
     for service, ops in groups.items():
         worst = max(ops, key=lambda r: (int(r["origin_errors"]), str(r["operation"])))
-        slow = max(ops, key=lambda r: (int(r["self_ns"]), str(r["operation"])))
+        slow = max(ops, key=lambda r: (int(r["total_self_ns"]), str(r["operation"])))
         firsts = [int(r["first_error_ns"]) for r in ops if int(r["errors"]) > 0]
         out[service] = Traffic(
             requests=sum(int(r["requests"]) for r in ops), failed_requests=sum(int(r["failed_requests"]) for r in ops),
             origin_errors=sum(int(r["origin_errors"]) for r in ops), spans=sum(int(r["spans"]) for r in ops),
-            self_ns=sum(int(r["self_ns"]) for r in ops), first_error_ns=min(firsts) if firsts else None,
+            self_ns=sum(int(r["total_self_ns"]) for r in ops), first_error_ns=min(firsts) if firsts else None,
             error_operation=str(worst["operation"]) if int(worst["origin_errors"]) else "",
             error_trace_id=str(worst["error_trace_id"]), error_span_id=str(worst["error_span_id"]),
             error_message=str(worst["error_message"]), slow_operation=str(slow["operation"]),

@@ -82,6 +82,7 @@ class InjectedRun:
     spans_sent: int
     spans_not_sent: int
     seconds: float
+    stored: dict[str, Any]  # what the pipeline had stored when the wait ended
 
     def window(self, incident: Incident) -> TimeRange:
         start = self.stamped_from_ns + int(incident.after_s * NS_PER_S)
@@ -102,16 +103,21 @@ async def inject(settings: Settings, bootstrap: str, warehouse: Warehouse, app_i
             run_demo, f"http://127.0.0.1:{gateway.grpc_port}", f"http://127.0.0.1:{gateway.http_port}", "grpc",
             RATE, duration_s, schedule_of(plan), seed=seed, speedup=SPEEDUP, stamped_from_ns=stamped_from_ns)
         last_window = (stamped_from_ns + int((last.after_s + last.for_s) * NS_PER_S)) // CONFIG.window_ns + 1
-        table = f"{warehouse.database}.ollystack_anomalies"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            stored = await asyncio.to_thread(warehouse.query, f"SELECT toUnixTimestamp64Nano(max(Timestamp)) AS t, "
-                                             f"(SELECT count() FROM {warehouse.database}.otel_traces) AS spans "
-                                             f"FROM {table}")
-            if int(stored[0]["t"]) // CONFIG.window_ns >= last_window and int(stored[0]["spans"]) >= result.spans:
+        generated_s = time.monotonic() - began
+        db = warehouse.database
+        deadline = time.monotonic() + 400
+        while True:
+            stored = (await asyncio.to_thread(
+                warehouse.query, f"SELECT toUnixTimestamp64Nano(max(Timestamp)) AS t, countIf(Warming = 0) AS scored, "
+                f"(SELECT count() FROM {db}.otel_traces) AS spans FROM {db}.ollystack_anomalies"))[0]
+            done = int(stored["t"]) // CONFIG.window_ns >= last_window and int(stored["spans"]) >= result.spans
+            if done or time.monotonic() > deadline:
                 break
             await asyncio.sleep(1.0)
-    return InjectedRun(plan, stamped_from_ns, result.spans, result.spans_not_sent, time.monotonic() - began)
+    return InjectedRun(plan, stamped_from_ns, result.spans, result.spans_not_sent, time.monotonic() - began,
+                       {"generated_s": round(generated_s, 1), "complete": done, "spans_stored": int(stored["spans"]),
+                        "scored_windows": int(stored["scored"]),
+                        "windows_behind": max(0, last_window - int(stored["t"]) // CONFIG.window_ns)})
 
 
 async def incident_data(warehouse: Warehouse, run: InjectedRun, incident: Incident,
@@ -143,7 +149,8 @@ async def evaluate(warehouse: Warehouse, run: InjectedRun, extra: dict[str, Call
     detail = []
     for incident in run.plan:
         data = await incident_data(warehouse, run, incident, history_s=300.0)
-        row: dict[str, Any] = {"incident": incident.name}
+        anomalous = sorted({a.service for a in data.anomalies if a.score >= CONFIG.threshold})
+        row: dict[str, Any] = {"incident": incident.name, "anomalous": anomalous}
         for name, method in methods.items():
             began = time.perf_counter()
             ranked = method(data)

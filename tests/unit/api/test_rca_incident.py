@@ -95,12 +95,12 @@ def test_depth_counts_calls_from_the_entry() -> None:
 
 
 def test_traffic_rows_sum_per_service_and_keep_the_worst_operation() -> None:
-    row: dict[str, Any] = dict(requests=10, failed_requests=2, origin_errors=2, spans=12, self_ns=5 * MS,
+    row: dict[str, Any] = dict(requests=10, failed_requests=2, origin_errors=2, spans=12, total_self_ns=5 * MS,
                                first_error_ns=7, errors=2, error_trace_id="a", error_span_id="b",
                                error_message="boom", slow_trace_id="c", slow_span_id="d")
     got = traffic_by_service([{**row, "service": INV, "operation": "GET /stock"},
                               {**row, "service": INV, "operation": "GET stock:*", "origin_errors": 0,
-                               "self_ns": 9 * MS, "first_error_ns": 3}])
+                               "total_self_ns": 9 * MS, "first_error_ns": 3}])
     assert got[INV].requests == 20 and got[INV].origin_errors == 2 and got[INV].first_error_ns == 3
     assert (got[INV].error_operation, got[INV].slow_operation) == ("GET /stock", "GET stock:*")
 
