@@ -20,10 +20,11 @@ def symptoms(graph: nx.DiGraph[str], root: str) -> list[str]:
     return entries or [root]
 
 
-def chain_services(data: IncidentData, root: str) -> list[tuple[str, str | None]]:
+def chain_services(data: IncidentData, root: str, kind: Kind = "error") -> list[tuple[str, str | None]]:
     """(service, the callee it reached the root through) on the shortest call paths from
-    each symptom to ``root``, ordered by the time each first went anomalous or failed
-    (a service with neither comes after; ties: nearer the root first)."""
+    each symptom to ``root``, ordered by the time each first went anomalous or (for an
+    error incident) failed; a service with neither comes after; ties: nearer the root first.
+    A latency incident ignores failures: the usual background errors would come first."""
     graph = data.graph()
     via: dict[str, str | None] = {root: None}
     for entry in symptoms(graph, root):
@@ -37,8 +38,8 @@ def chain_services(data: IncidentData, root: str) -> list[tuple[str, str | None]
         hops.update(nx.single_source_shortest_path_length(graph.reverse(copy=False), root))
 
     def first(service: str) -> float:
-        times = [t for t in (data.first_anomalous_ns(service), _first_failure(data, service, via[service]))
-                 if t is not None]
+        failed = _first_failure(data, service, via[service]) if kind == "error" else None
+        times = [t for t in (data.first_anomalous_ns(service), failed) if t is not None]
         return min(times) if times else math.inf
 
     order = sorted(via, key=lambda s: (first(s), hops.get(s, 0), s))

@@ -227,7 +227,7 @@ async def causal_analyze(request: Request) -> Response:
     if root is None:
         return JsonResponse(body)
     cause, kind = root["service"], ranked[0].kind
-    chain = chain_services(data, cause)
+    chain = chain_services(data, cause, kind)
     rt, scope = runtime(request), runtime(request).scope(request)
     symptom = (query.service if query.service and query.service != cause else symptoms(data.graph(), cause)[0])
     row = await counterfactual_row(rt.warehouse, scope, query.time, symptom, cause, base_self_ns(data, cause))

@@ -116,7 +116,7 @@ def test_chain_runs_from_the_root_cause_to_the_entry_in_time_order() -> None:
     assert chain == [(PAY, None), (ORDER, PAY), (GW, ORDER)]
     assert symptoms(data.graph(), PAY) == [GW]
     assert interpretation(data, chain, "error") == "payment-service errors → order-service 5xx → api-gateway 5xx"
-    slow = chain_services(SLOW_PAY, PAY)
+    slow = chain_services(SLOW_PAY, PAY, "latency")
     assert interpretation(SLOW_PAY, slow, "latency") == \
         "payment-service slow → order-service slow → api-gateway slow"
 
