@@ -1,4 +1,6 @@
-"""OpenAPI paths of incident analysis (the window and alert forms of /api/v1/rca) and causal chains."""
+"""OpenAPI of incident analysis: the body and description of the window and alert forms of
+/api/v1/rca (INCIDENT_RCA_BODY, INCIDENT_DOC: api/openapi_rca.py documents the path), and
+the path of /api/v1/causal/analyze."""
 from __future__ import annotations
 
 from typing import Any
@@ -56,10 +58,8 @@ def _post(summary: str, body: Schema, doc: str) -> dict[str, Any]:
 
 
 def incident_paths() -> dict[str, Any]:
-    """Paths of api/routes/incidents.py (merged into the document by api/openapi.py)."""
+    """The path of api/routes/incidents.py (merged into the document by api/openapi.py)."""
     return {
-        "/api/v1/rca": _post("Root cause of an incident: a time window or an alert", INCIDENT_RCA_BODY,
-                             INCIDENT_DOC),
         "/api/v1/causal/analyze": _post("Causal chain, counterfactual and event chain of an incident",
                                         CAUSAL_BODY, CAUSAL_DOC),
     }

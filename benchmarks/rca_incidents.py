@@ -25,8 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.rca.evidence import IncidentData  # noqa: E402
 from api.rca.incident import DEFAULT_METHOD  # noqa: E402
+from api.rca.incident_evidence import IncidentData  # noqa: E402
 from core.settings import ClickHouseSettings  # noqa: E402
 from pipeline.local_broker import LocalKafkaBroker  # noqa: E402
 from sinks.backend import open_warehouse  # noqa: E402

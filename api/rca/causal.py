@@ -8,8 +8,8 @@ from typing import Any
 
 import networkx as nx
 
-from api.rca.evidence import NS_PER_MS, IncidentData
 from api.rca.incident import Kind
+from api.rca.incident_evidence import NS_PER_MS, IncidentData
 
 
 def symptoms(graph: nx.DiGraph[str], root: str) -> list[str]:

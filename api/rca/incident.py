@@ -24,7 +24,7 @@ from typing import Literal
 
 import networkx as nx
 
-from api.rca.evidence import IncidentData, Traffic
+from api.rca.incident_evidence import IncidentData, Traffic
 
 Method = Literal["combined", "traces", "rules", "pagerank"]
 METHODS: tuple[Method, ...] = ("combined", "traces", "rules", "pagerank")

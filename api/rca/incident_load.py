@@ -6,7 +6,7 @@ import asyncio
 from api.params import TimeRange
 from api.queries.incident import call_rows, service_traffic_rows, service_window_rows
 from api.queries.scope import QueryScope
-from api.rca.evidence import IncidentData, calls_of, traffic_by_service, windows_of
+from api.rca.incident_evidence import IncidentData, calls_of, traffic_by_service, windows_of
 from sinks.warehouse import Warehouse
 
 # The baseline is the period just before the window, as long as the window, and at least this long.

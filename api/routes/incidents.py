@@ -26,8 +26,8 @@ from api.rca.causal import (
     interpretation,
     symptoms,
 )
-from api.rca.evidence import IncidentData
 from api.rca.incident import DEFAULT_METHOD, METHODS, Candidate, confidence, rank, trace_signal
+from api.rca.incident_evidence import IncidentData
 from api.rca.incident_limits import DEFAULT_EVENTS, DEFAULT_K, MAX_EVENTS, MAX_INCIDENT_WINDOW_S, MAX_K
 from api.rca.incident_load import baseline_range, load_incident
 from api.responses import JsonResponse, NotFoundError
@@ -205,11 +205,6 @@ async def incident_rca(request: Request, body: dict[str, Any]) -> Response:
     })
 
 
-async def _rca_route(request: Request) -> Response:
-    # Until /api/v1/rca's dispatch calls incident_rca for window and alert bodies.
-    return await incident_rca(request, await json_body(request))
-
-
 async def causal_analyze(request: Request) -> Response:
     """POST /api/v1/causal/analyze: the chain from the root cause to the symptoms, ordered by
     when each service first went anomalous or failed, the traces' counterfactual and the
@@ -241,7 +236,5 @@ async def causal_analyze(request: Request) -> Response:
     return JsonResponse(body)
 
 
-ROUTES = [
-    Route("/api/v1/rca", _rca_route, methods=["POST"]),
-    Route("/api/v1/causal/analyze", causal_analyze, methods=["POST"]),
-]
+# incident_rca is called by /api/v1/rca's dispatch (api/routes/rca.py) for window and alert bodies.
+ROUTES = [Route("/api/v1/causal/analyze", causal_analyze, methods=["POST"])]

@@ -12,8 +12,8 @@ from typing import Any
 from agents.score.config import ScoreConfig
 from api.params import TimeRange
 from api.queries.scope import QueryScope
-from api.rca.evidence import IncidentData
 from api.rca.incident import METHODS, rank
+from api.rca.incident_evidence import IncidentData
 from api.rca.incident_load import load_incident
 from core.settings import Settings
 from pipeline.demo import SERVICES, Faults, run_demo

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from api.rca.causal import chain_services, counterfactual, event_chain, interpretation, symptoms
-from api.rca.evidence import AnomalyWindow, Call, IncidentData, Traffic, traffic_by_service
 from api.rca.incident import METHODS, confidence, depth, rank, trace_signal
+from api.rca.incident_evidence import AnomalyWindow, Call, IncidentData, Traffic, traffic_by_service
 
 S = 1_000_000_000
 MS = 1_000_000
