@@ -8,8 +8,9 @@ import orjson
 
 from api.params import Limits
 from api.queries.columns import EXEMPLAR_COLUMNS, LOG_COLUMNS, SPAN_COLUMNS
-from api.queries.correlation import CorrelationRows
+from api.queries.correlation import CorrelationRows, best_links
 from api.queries.scope import BY_TRACE_SETTINGS, TENANT_COLUMN, QueryScope
+from api.queries.traces import trace_own_ids
 from core.types import Row
 from schemas.tables import EXEMPLARS_TABLE, LOGS_TABLE, TRACES_TABLE
 from sinks.warehouse import Warehouse
@@ -35,11 +36,13 @@ def _sql(scope: QueryScope) -> str:
             f"ORDER BY kind, at_ns, tie {BY_TRACE_SETTINGS}, output_format_json_quote_64bit_integers = 0")
 
 
-async def load_trace(warehouse: Warehouse, scope: QueryScope, trace_id: str, correlation_id: str,
-                     limits: Limits) -> CorrelationRows:
-    """The spans, logs and exemplars of ``trace_id`` visible in ``scope``, shown under
-    ``correlation_id``; capped like a correlation lookup (``truncated`` when a cap was
-    reached). Raises WarehouseError (or WarehouseUnavailableError) from the warehouse."""
+async def load_trace(warehouse: Warehouse, scope: QueryScope, trace_id: str, limits: Limits) -> CorrelationRows:
+    """The spans, logs and exemplars of ``trace_id`` visible in ``scope``, under the trace's
+    best correlation ID (its best link, else the first ID stored on its rows, else '');
+    capped like a correlation lookup (``truncated`` when a cap was reached). Raises
+    WarehouseError (or WarehouseUnavailableError) from the warehouse."""
+    links = await best_links(warehouse, scope, [trace_id])
+    correlation_id = links.get(trace_id) or next(iter(await trace_own_ids(warehouse, scope, trace_id)), "")
     params = scope.params(trace_id=trace_id, max_spans=limits.max_lookup_spans + 1,
                           max_logs=limits.max_lookup_logs + 1, max_exemplars=limits.max_lookup_exemplars + 1)
     found: dict[int, list[Row]] = {SPANS: [], LOGS: [], EXEMPLARS: []}

@@ -12,9 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import params as p
-from api.queries.correlation import CorrelationRows, best_links
+from api.queries.correlation import CorrelationRows
 from api.queries.trace_rows import load_trace
-from api.queries.traces import trace_own_ids
 from api.rca.request import analyze_request
 from api.responses import JsonResponse, NotFoundError
 from api.runtime import runtime
@@ -77,9 +76,7 @@ async def request_rows(request: Request, body: dict[str, Any]) -> CorrelationRow
             raise NotFoundError(f"no spans, logs or metrics are stored under correlation ID {cid!r}")
         return rows
     trace_id = p.trace_id(_text_field(body, "trace_id"))
-    links = await best_links(rt.warehouse, scope, [trace_id])
-    cid = links.get(trace_id) or next(iter(await trace_own_ids(rt.warehouse, scope, trace_id)), "")
-    rows = await load_trace(rt.warehouse, scope, trace_id, cid, rt.limits)
+    rows = await load_trace(rt.warehouse, scope, trace_id, rt.limits)
     if rows.empty:
         raise NotFoundError(f"no spans, logs or metrics are stored for trace {trace_id}")
     return rows
