@@ -24,6 +24,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from api.app import create_app
 from core.settings import OtlpSettings, Settings
+from pipeline.demo import Faults, run_demo
 from pipeline.gateway.service import Gateway
 from sinks.warehouse import Warehouse
 from tests.support.builders import settings_for, wait_until
@@ -123,3 +124,29 @@ async def test_the_slow_leaf_and_the_failing_leaf_are_found(pipeline: tuple[Sett
     assert found["evidence"]["services"] == sorted(SERVICES)
     assert by_trace["correlation_id"] == CORRELATION_ID
     assert (by_trace["critical_path"], by_trace["error_origin"]) == (found["critical_path"], found["error_origin"])
+
+
+async def test_demo_faults_are_found_in_every_request(pipeline: tuple[Settings, Gateway], warehouse: Warehouse) -> None:
+    settings, gateway = pipeline
+    faults = Faults(slow=frozenset({"payment-service"}), fail={"inventory-service": 1.0, "payment-service": 0.0})
+    result = await asyncio.to_thread(run_demo, f"127.0.0.1:{gateway.grpc_port}",
+                                     f"http://127.0.0.1:{gateway.http_port}", "grpc", 10.0, 1.5, faults, seed=5)
+    assert result.flows >= 10 and result.spans_not_sent == 0
+    await wait_until(lambda: stored(warehouse, "otel_traces") == result.spans, what=f"{result.spans} spans stored")
+    traces = [row["TraceId"] for row in warehouse.query(
+        f"SELECT DISTINCT TraceId FROM {warehouse.database}.otel_traces ORDER BY TraceId")]
+    assert len(traces) == result.flows
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, warehouse)),
+                                 base_url="http://api") as client:
+        for trace_id in traces:
+            response = await client.post("/api/v1/rca", json={"trace_id": trace_id})
+            assert response.status_code == 200, response.text
+            found = response.json()
+            origin, latency = found["error_origin"], found["findings"][1]
+            # The cache call of inventory-service fails first; the gateway's 502 is the symptom.
+            assert (origin["service"], origin["operation"], origin["message"]) == (
+                "inventory-service", "GET stock:*", "cache connection refused")
+            assert found["root_cause"]["service"] == "inventory-service"
+            assert (latency["kind"], latency["service"], latency["operation"]) == (
+                "latency", "payment-service", "POST /charge")
+            assert latency["confidence"] > 0.8
