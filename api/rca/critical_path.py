@@ -28,24 +28,20 @@ class PathStep:
     sections: int
 
 
-def _blocking(tree: CallTree, key: SpanKey) -> list[SpanKey]:
-    if key == ROOT:
-        return sorted(tree.roots, key=lambda k: (-tree.window[k].end_ns, -tree.window[k].start_ns, k))
-    return tree.blocking.get(key, [])
-
-
 def critical_sections(tree: CallTree) -> list[tuple[SpanKey, int, int]]:
     """The path as (span, start_ns, end_ns) sections, latest first; the virtual root's
     sections (gaps between traces) are left out."""
     if not tree.roots:
         return []
     parent: dict[SpanKey, SpanKey] = {root: ROOT for root in tree.roots}
+    blocking = {**tree.blocking, ROOT: sorted(
+        tree.roots, key=lambda k: (-tree.window[k].end_ns, -tree.window[k].start_ns, k))}
     cursor: dict[SpanKey, int] = {}  # per span, the next candidate in its blocking children
     sections: list[tuple[SpanKey, int, int]] = []
     current = ROOT
     until = max(tree.window[k].end_ns for k in tree.roots)
     while True:
-        children = _blocking(tree, current)
+        children = blocking.get(current, [])
         i = cursor.get(current, 0)
         while i < len(children) and tree.window[children[i]].end_ns > until:
             i += 1  # it overlaps what is already on the path: it did not block here
