@@ -6,17 +6,22 @@ from typing import Any
 
 import httpx
 import pytest
+import schemathesis
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 from test_api import (  # the scenario of the endpoint tests (same folder)
     TRACE_A,
+    TRACE_E,
     X,
+    Y,
     insert_scenario,
     iso,
+    make_app,
     make_client,
 )
 
 from sinks.warehouse import Warehouse
 
-pytestmark = pytest.mark.asyncio
 TRACE_B = "b" * 32
 
 
@@ -27,6 +32,7 @@ async def post(client: httpx.AsyncClient, body: Any, expect: int = 200, path: st
     return response.json()
 
 
+@pytest.mark.asyncio
 async def test_a_correlation_id_is_analysed_over_all_its_traces(warehouse: Warehouse) -> None:
     insert_scenario(warehouse)
     async with make_client(warehouse) as client:
@@ -50,6 +56,7 @@ async def test_a_correlation_id_is_analysed_over_all_its_traces(warehouse: Wareh
     assert found["evidence"]["services"] == ["frontend", "inventory-service", "payment-service"]
 
 
+@pytest.mark.asyncio
 async def test_a_trace_id_is_analysed_alone_under_its_correlation_id(warehouse: Warehouse) -> None:
     insert_scenario(warehouse)
     async with make_client(warehouse) as client:
@@ -59,6 +66,7 @@ async def test_a_trace_id_is_analysed_alone_under_its_correlation_id(warehouse: 
     assert found["critical_path_ms"] == 500.0 and found["error_origin"]["span_id"] == "a3" * 8
 
 
+@pytest.mark.asyncio
 async def test_a_tenant_analyses_only_its_own_requests(warehouse: Warehouse) -> None:
     insert_scenario(warehouse)  # tenant acme
     async with make_client(warehouse, {"key-acme": "acme", "key-globex": "globex"}) as client:
@@ -67,6 +75,20 @@ async def test_a_tenant_analyses_only_its_own_requests(warehouse: Warehouse) -> 
             assert missing["error"] == "not_found"
             assert (await post(client, body, **{"X-API-Key": "key-acme"}))["error_origin"] is not None
         assert (await client.post("/api/v1/rca", json={"correlation_id": X})).status_code == 401
+
+
+def test_real_answers_match_the_documented_schema(warehouse: Warehouse) -> None:
+    # Generated bodies almost never name a stored request, so the 200 schema is checked here
+    # on answers with and without an error origin, by correlation ID and by trace.
+    insert_scenario(warehouse)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", make_app(warehouse))
+    for body in ({"correlation_id": X}, {"correlation_id": Y}, {"trace_id": TRACE_A}, {"trace_id": TRACE_E}):
+        case = schema["/api/v1/rca"]["POST"].Case(body=body)
+        response = case.call_and_validate(checks=[not_a_server_error, status_code_conformance,
+                                                  response_schema_conformance])
+        assert response.status_code == 200, body
+        assert (response.json()["error_origin"] is None) == (body.get("correlation_id") == Y
+                                                            or body.get("trace_id") == TRACE_E)
 
 
 BAD_BODIES = [
@@ -85,6 +107,7 @@ BAD_BODIES = [
 ]
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize(("raw", "parameter", "words"), [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES])
 async def test_bad_bodies_are_refused_naming_the_problem(warehouse: Warehouse, raw: bytes, parameter: str,
                                                          words: str) -> None:
@@ -96,6 +119,7 @@ async def test_bad_bodies_are_refused_naming_the_problem(warehouse: Warehouse, r
     assert words in error["message"]
 
 
+@pytest.mark.asyncio
 async def test_an_unknown_id_is_not_found(warehouse: Warehouse) -> None:
     async with make_client(warehouse) as client:
         assert (await post(client, {"correlation_id": "order-unknown"}, 404))["error"] == "not_found"
