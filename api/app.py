@@ -13,7 +13,18 @@ from api.cache import TtlCache
 from api.params import Limits
 from api.queries.correlation import CorrelationRows
 from api.responses import EXCEPTION_HANDLERS
-from api.routes import alerts, correlate, correlations, exemplars, health, logs, metric_series, services, traces
+from api.routes import (
+    alerts,
+    correlate,
+    correlations,
+    exemplars,
+    health,
+    logs,
+    metric_series,
+    rca,
+    services,
+    traces,
+)
 from api.runtime import ApiRuntime
 from api.telemetry import ApiMetrics, MetricsMiddleware
 from api.tenancy import TenantAuth
@@ -58,7 +69,8 @@ def create_app(
     )
     app = Starlette(
         routes=[*health.ROUTES, *correlate.ROUTES, *traces.ROUTES, *logs.ROUTES, *services.ROUTES,
-                *exemplars.ROUTES, *metric_series.ROUTES, *alerts.ROUTES, *correlations.ROUTES],
+                *exemplars.ROUTES, *metric_series.ROUTES, *alerts.ROUTES, *correlations.ROUTES,
+                *rca.ROUTES],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(TenantAuth, keys=settings.api.keys),

@@ -1,0 +1,1 @@
+"""Root-cause analysis computed from the stored rows: request analysis and, beside it, incident analysis."""
