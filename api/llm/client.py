@@ -105,6 +105,10 @@ class LlmClient:
             kwargs["api_key"] = "no-key"
         if tools:
             kwargs["tools"] = list(tools)
+            # litellm (1.106) routes every call with tools through its MCP bridge first, which
+            # imports the optional `mcp` package and fails without it; our tools are plain
+            # functions, so the bridge is skipped (litellm's own switch for it).
+            kwargs["_skip_mcp_handler"] = True
         if json_answer:
             kwargs["response_format"] = {"type": "json_object"}
         late = f"the model {self.model} did not answer within {self.settings.timeout_s:g} s"

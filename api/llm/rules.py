@@ -24,8 +24,8 @@ def _summary(findings: Mapping[str, Any]) -> str:
     where = f"{service} ({operation})" if operation else service
     confidence = root.get("confidence")
     shown = f" with confidence {float(confidence):.2f}" if isinstance(confidence, int | float) else ""
-    what = {"error": "errors start", "latency": "the latency comes from"}.get(kind, "the root cause is")
-    summary = f"The computed root cause: {what} in {where}{shown}."
+    what = {"error": f"errors start in {where}", "latency": f"the latency comes from {where}"}.get(kind, where)
+    summary = f"The computed root cause: {what}{shown}."
     origin = findings.get("error_origin")
     if isinstance(origin, Mapping) and origin.get("service"):
         message = _text(origin.get("message") or origin.get("status_message"))[:200]

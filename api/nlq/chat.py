@@ -26,6 +26,10 @@ SYSTEM_PROMPT = (
     "You are OllyStack's observability assistant. Answer from tool results only; say so when they do not "
     "hold the answer. Root causes come from the analysis tools, never from guesses. The run_sql tool takes "
     "one ClickHouse SELECT over these tables (tenancy and a LIMIT are applied for you):\n{schema}")
+# A conversation as the chat route takes it: user and assistant turns, bounded.
+MAX_MESSAGES = 40
+MAX_MESSAGE_CHARS = 8000
+CHAT_ROLES = frozenset({"user", "assistant"})
 _TOOL_RESULT_SHARE = 4  # a tool result may take a quarter of the prompt budget
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import SqlglotError
 
 from api.nlq.schema import ALLOWED_TABLES, NESTED_GROUPS
 from core.errors import OllyStackError
@@ -78,7 +78,13 @@ def guard_sql(sql: str, *, database: str, tenant: str | None, caps: Caps = Caps(
 
     Raises GuardError naming the rule the query broke."""
     check_identifier(database, "database")
-    root = _parse(sql)
+    try:
+        return _guard(_parse(sql), database, tenant, caps)
+    except RecursionError:
+        raise GuardError("parse", "the query nests too deeply") from None
+
+
+def _guard(root: exp.Select | exp.SetOperation, database: str, tenant: str | None, caps: Caps) -> GuardedQuery:
     ctes = _cte_names(root)
     tables = _check_tree(root, database, ctes)
     _check_columns(root, tables, ctes)
@@ -99,7 +105,7 @@ def _parse(sql: str) -> exp.Select | exp.SetOperation:
         raise GuardError("parse", f"the query is longer than {MAX_SQL_CHARS} characters")
     try:
         tokens = sqlglot.tokenize(sql, read=DIALECT)
-    except TokenError as exc:
+    except (SqlglotError, ValueError, RecursionError) as exc:
         raise GuardError("parse", f"the query does not tokenize: {str(exc)[:200]}") from None
     # A comment can hide text a reader (or another parser) takes for a statement.
     if any(token.comments for token in tokens):
@@ -111,8 +117,10 @@ def _parse(sql: str) -> exp.Select | exp.SetOperation:
         raise GuardError("into_outfile", "INTO OUTFILE is not allowed")
     try:
         statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
-    except ParseError as exc:
-        raise GuardError("parse", f"not valid ClickHouse SQL: {str(exc).splitlines()[0][:200]}") from None
+    except (SqlglotError, ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser's stack (a refusal, not a crash).
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GuardError("parse", f"not valid ClickHouse SQL: {first[:200]}") from None
     if len(statements) != 1:
         raise GuardError("one_statement", f"exactly one statement is allowed, got {len(statements)}")
     root = statements[0]
@@ -126,6 +134,10 @@ def _cte_names(root: exp.Expression) -> set[str]:
     shadowing = sorted(n for n in names if n in ALLOWED_TABLES)
     if shadowing:
         raise GuardError("cte_name", f"a CTE may not be named like a table: {', '.join(shadowing)}")
+    # An alias named like a table could be read as that table where ClickHouse resolves names.
+    aliases = sorted({a.alias for a in root.find_all(exp.Alias) if a.alias in ALLOWED_TABLES})
+    if aliases:
+        raise GuardError("cte_name", f"an alias may not be named like a table: {', '.join(aliases)}")
     return names
 
 
@@ -143,6 +155,12 @@ def _check_tree(root: exp.Expression, database: str, ctes: set[str]) -> set[str]
                 raise GuardError("format", "FORMAT clauses are not allowed; the API answers JSON")
         if isinstance(node, exp.Placeholder | exp.Parameter):
             raise GuardError("parameter", "query parameters are not allowed; write values as literals")
+        if isinstance(node, exp.In) and node.args.get("field") is not None:
+            named = node.args["field"].sql(dialect=DIALECT)
+            if named.split(".", 1)[0].lower() in _SYSTEM_DATABASES:
+                raise GuardError("system_table", f"system tables are not allowed: {named[:60]}")
+            # `x IN name` reads a whole table named `name`, past the tenant filter.
+            raise GuardError("in_table", "IN <table> is not allowed; write IN (SELECT ...)")
         if isinstance(node, exp.Table):
             tables.update(_check_table(node, database, ctes))
         elif isinstance(node, exp.Func):

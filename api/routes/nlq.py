@@ -10,16 +10,14 @@ from starlette.routing import Route
 
 from api import params as p
 from api.llm.client import LlmClient, LlmError, LlmTimeoutError
-from api.nlq.chat import ChatContext, ToolRegistry, run_chat
+from api.nlq.chat import CHAT_ROLES, MAX_MESSAGE_CHARS, MAX_MESSAGES, ChatContext, ToolRegistry, run_chat
+from api.nlq.guard import MAX_SQL_CHARS
 from api.nlq.nlq import MAX_QUESTION_CHARS, NoModelError, QueryRefusedError, answer_question, caps_of, run_sql
 from api.responses import JsonResponse, error_response
 from api.runtime import runtime
 from core.settings import Settings
 
 BODY_MAX_BYTES = 256 * 1024
-MAX_MESSAGES = 40
-MAX_MESSAGE_CHARS = 8000
-CHAT_ROLES = frozenset({"user", "assistant"})
 
 
 async def json_body(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
@@ -71,7 +69,7 @@ async def nlq(request: Request) -> Response:
     caps, scope = caps_of(settings.llm), rt.scope(request)
     try:
         if "sql" in data:
-            answer = await run_sql(rt.warehouse, _text(data, "sql", 20_000), scope, caps)
+            answer = await run_sql(rt.warehouse, _text(data, "sql", MAX_SQL_CHARS), scope, caps)
         else:
             question = _text(data, "question", MAX_QUESTION_CHARS)
             answer = await answer_question(rt.warehouse, llm_client(request), question, scope, caps)
