@@ -6,7 +6,7 @@ the statement that runs is rendered from the checked tree, never the text as giv
 table reference becomes a subquery holding the caller's tenant's rows only, a LIMIT of at
 most ``max_rows`` is enforced (a missing LIMIT is added; a larger one is refused, so the
 caller learns the answer would have been cut), and the statement ends in a SETTINGS clause
-of our own (readonly=1, max_execution_time, max_memory_usage, max_result_rows). A SETTINGS
+of our own (readonly=1, max_execution_time, max_memory_usage). A SETTINGS
 clause in SQL text works alike on chDB and on a server through clickhouse-driver, so the
 Warehouse protocol needs no settings argument for it."""
 from __future__ import annotations
@@ -91,9 +91,10 @@ def _guard(root: exp.Select | exp.SetOperation, database: str, tenant: str | Non
     columns = tuple(root.named_selects)
     limited, added = _enforce_limit(root, caps.max_rows)
     _scope_tables(limited, database, tenant, ctes)
+    # No max_result_rows: ClickHouse documents it as checked on subqueries too, which would
+    # refuse the tenant subqueries of any real table; the LIMIT above bounds the answer.
     settings = (f"readonly = 1, max_execution_time = {caps.max_execution_s:g}, "
-                f"max_memory_usage = {int(caps.max_memory_bytes)}, max_result_rows = {int(caps.max_rows)}, "
-                "result_overflow_mode = 'throw'")
+                f"max_memory_usage = {int(caps.max_memory_bytes)}")
     rendered = limited.sql(dialect=DIALECT, comments=False) + " SETTINGS " + settings
     return GuardedQuery(rendered, {"tenant": tenant} if tenant is not None else {}, columns, added)
 

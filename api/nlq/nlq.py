@@ -17,8 +17,7 @@ from sinks.warehouse import Warehouse
 
 MAX_QUESTION_CHARS = 2000
 # ClickHouse errors that mean the query hit one of the guard's caps.
-_CAP_ERRORS = {"TIMEOUT_EXCEEDED": "max_execution_time", "MEMORY_LIMIT_EXCEEDED": "max_memory_usage",
-               "TOO_MANY_ROWS_OR_BYTES": "max_result_rows"}
+_CAP_ERRORS = {"TIMEOUT_EXCEEDED": "max_execution_time", "MEMORY_LIMIT_EXCEEDED": "max_memory_usage"}
 SQL_PROMPT = (
     "You write one ClickHouse SELECT query that answers the user's question about observability data. "
     "Use only these tables and columns:\n{schema}\n"

@@ -177,3 +177,25 @@ async def test_the_enhanced_route_explains_what_an_injected_analysis_found(
         body = response.json()
         assert body["root_cause"] == REQUEST_FINDINGS["root_cause"] and body["correlation_id"] == "order-7f3a9c"
         assert body["explanation"]["explained_by"] == explained_by
+
+
+def test_the_model_server_also_runs_as_a_process() -> None:
+    import asyncio
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    content = json.dumps({"summary": "frontend waits on payment-service.", "evidence": [], "recommendations": []})
+    process = subprocess.Popen([sys.executable, "-m", "tests.support.openai_server", "--content", content],
+                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        client = LlmClient(settings_for(f"http://127.0.0.1:{port}/v1"))
+        explained = asyncio.run(explain(REQUEST_FINDINGS, client))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert explained["explained_by"] == "llm" and explained["summary"] == "frontend waits on payment-service."

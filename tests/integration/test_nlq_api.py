@@ -182,3 +182,27 @@ async def test_chat_stops_at_its_turn_bound(warehouse: Warehouse, model: OpenAiS
     assert answer["stopped"] == "max_turns" and answer["turns"] == 3
     assert len(model.requests) == 3
     assert all("system_table" in (c["error"] or "") for c in answer["tool_calls"])
+
+
+def test_every_allowlisted_column_exists_in_the_migrated_tables(warehouse: Warehouse) -> None:
+    from api.nlq.schema import ALLOWED_TABLES
+
+    for table in ALLOWED_TABLES.values():
+        rows = warehouse.query("SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+                               {"db": warehouse.database, "t": table.name})
+        assert set(table.columns) <= {r["name"] for r in rows}, table.name
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("sql", "caps", "rule"), [
+    ("SELECT length(arrayMap(x -> toString(x), range(20000000))) AS n FROM otel_traces LIMIT 1",
+     {"nlq_max_memory_bytes": 16 * 1024 * 1024}, "max_memory_usage"),
+    ("SELECT sum(x) AS s FROM otel_traces ARRAY JOIN range(30000000) AS x",
+     {"nlq_max_execution_s": 0.2, "nlq_max_memory_bytes": 8 * 1024 ** 3}, "max_execution_time"),
+], ids=["memory", "time"])
+async def test_a_query_over_a_cap_answers_400_naming_it(warehouse: Warehouse, sql: str, caps: dict[str, Any],
+                                                        rule: str) -> None:
+    insert_tenants(warehouse)
+    async with client_for(warehouse, LlmSettings(**caps)) as client:
+        refused = await post(client, "/api/v1/nlq", {"sql": sql}, expect=400)
+    assert refused["rule"] == rule, refused

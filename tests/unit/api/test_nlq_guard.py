@@ -143,8 +143,7 @@ def test_an_allowed_query_reads_only_its_tenants_rows_of_this_database(query: st
     guarded = guard_sql(query, database=DB, tenant="acme", caps=CAPS)
     assert guarded.params == {"tenant": "acme"}
     sql, _, settings = guarded.sql.rpartition(" SETTINGS ")
-    assert settings == ("readonly = 1, max_execution_time = 5, max_memory_usage = 100000000, "
-                        "max_result_rows = 100, result_overflow_mode = 'throw'")
+    assert settings == "readonly = 1, max_execution_time = 5, max_memory_usage = 100000000"
     tables = _tables_in(sql)
     assert tables and all(db == DB and name in ALLOWED_TABLES for db, name in tables if db or name in ALLOWED_TABLES)
     # Every table read is wrapped in a subquery holding the tenant's rows alone.
