@@ -17,7 +17,7 @@ GUARD_DOC = (
     "tables (table) and columns (column) outside the allowlist, SETTINGS (settings), FORMAT (format), "
     "INTO OUTFILE (into_outfile), SELECT INTO (into), query parameters (parameter), functions reaching outside "
     "the tables (function), a LIMIT above the cap (limit), IN <table> (in_table), CTEs or aliases named like "
-    "tables (cte_name). Every table read "
+    "tables (cte_name), naming tenants with a tenant's key (tenant). Every table read "
     "is restricted to the caller's tenant; a missing LIMIT is set to the cap; the query runs with readonly=1, "
     "max_execution_time and max_memory_usage (over a cap: 400 naming it; an engine error: 400 'execution').")
 _ERRORS = {

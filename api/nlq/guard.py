@@ -18,8 +18,9 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from api.nlq.schema import ALLOWED_TABLES, NESTED_GROUPS
+from api.nlq.schema import ALLOWED_TABLES, COLUMN_TENANT, NESTED_GROUPS
 from core.errors import OllyStackError
+from core.tenancy import TENANT_ATTRIBUTE
 from sinks.warehouse import check_identifier
 
 DIALECT = "clickhouse"
@@ -88,6 +89,8 @@ def _guard(root: exp.Select | exp.SetOperation, database: str, tenant: str | Non
     ctes = _cte_names(root)
     tables = _check_tree(root, database, ctes)
     _check_columns(root, tables, ctes)
+    if tenant is not None:
+        _check_no_tenant(root)
     columns = tuple(root.named_selects)
     limited, added = _enforce_limit(root, caps.max_rows)
     _scope_tables(limited, database, tenant, ctes)
@@ -224,6 +227,16 @@ def _check_columns(root: exp.Expression, tables: set[str], ctes: set[str]) -> No
         if name not in allowed and name not in defined:
             read = ", ".join(sorted(tables)) or "any table read"
             raise GuardError("column", f"column {name!r} is not a readable column of {read}")
+
+
+def _check_no_tenant(root: exp.Expression) -> None:
+    """A tenant-scoped query may not name tenants: the guard applies the caller's, and a
+    query naming another one asks for rows it will not get."""
+    for node in root.walk():
+        named = (isinstance(node, exp.Column) and node.name == COLUMN_TENANT) or (
+            isinstance(node, exp.Literal) and node.is_string and node.this == TENANT_ATTRIBUTE)
+        if named:
+            raise GuardError("tenant", "queries may not name tenants; the guard restricts every table to yours")
 
 
 def _enforce_limit(root: exp.Select | exp.SetOperation, max_rows: int) -> tuple[exp.Expression, bool]:

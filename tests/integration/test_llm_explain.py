@@ -131,12 +131,14 @@ def closed_port() -> int:
 
 
 @pytest.mark.asyncio
-async def test_a_model_that_is_down_falls_back_to_the_rules() -> None:
+async def test_a_model_that_is_down_falls_back_to_the_rules(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     started = time.monotonic()
     explained = await explain(REQUEST_FINDINGS, LlmClient(settings_for(f"http://127.0.0.1:{closed_port()}/v1", 10)))
     assert time.monotonic() - started < 10
     assert explained["explained_by"] == "rules" and explained["model"] is None
     assert "failed" in explained["fallback_reason"] and API_KEY not in explained["fallback_reason"]
+    assert "falls back to rules" in caplog.text and API_KEY not in caplog.text
     assert explained["summary"].startswith("The computed root cause: errors start in payment-service (POST /charge)")
     assert {"claim": "error_origin", "service": "payment-service", "span_id": FAILING_SPAN} in explained["evidence"]
 

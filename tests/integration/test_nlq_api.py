@@ -58,12 +58,14 @@ async def test_guarded_sql_runs_on_chdb_and_a_tenant_sees_only_its_rows(warehous
         assert globex["rows"] == [{"service": "globex-billing", "spans": 1}]
         every = await post(client, "/api/v1/nlq", {"sql": BY_SERVICE}, key="ops-key")
         assert [r["service"] for r in every["rows"]] == sorted([*ACME_SERVICES, "globex-billing"])
-        # Asking for another tenant's rows by name finds nothing: the filter is on every table read.
-        sneaky = ("SELECT t.ServiceName, t.StatusMessage FROM otel_traces AS t WHERE "
-                  "t.ResourceAttributes['tenant.id'] = 'globex' OR 1 = 1 UNION ALL SELECT ServiceName, Body "
-                  "FROM otel_logs WHERE ResourceAttributes['tenant.id'] != 'acme'")
+        # Another tenant's rows are out of reach: asked for by content they are not there, and
+        # naming a tenant is refused.
+        sneaky = ("SELECT t.ServiceName AS s, t.StatusMessage AS m FROM otel_traces AS t WHERE "
+                  "t.ServiceName = 'globex-billing' OR 1 = 1 UNION ALL SELECT ServiceName, Body FROM otel_logs")
         rows = (await post(client, "/api/v1/nlq", {"sql": sneaky}))["rows"]
         assert rows and "globex" not in json.dumps(rows)
+        named = "SELECT Body FROM otel_logs WHERE ResourceAttributes['tenant.id'] = 'globex'"
+        assert (await post(client, "/api/v1/nlq", {"sql": named}, expect=400))["rule"] == "tenant"
 
 
 @pytest.mark.asyncio
@@ -206,3 +208,23 @@ async def test_a_query_over_a_cap_answers_400_naming_it(warehouse: Warehouse, sq
     async with client_for(warehouse, LlmSettings(**caps)) as client:
         refused = await post(client, "/api/v1/nlq", {"sql": sql}, expect=400)
     assert refused["rule"] == rule, refused
+
+
+@pytest.mark.asyncio
+async def test_a_model_that_is_down_or_slow_answers_502_or_504(
+        warehouse: Warehouse, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = LlmSettings(model="openai/fake-model", api_base=f"http://127.0.0.1:{port}/v1", api_key=SecretStr(API_KEY),
+                       timeout_s=10)
+    async with client_for(warehouse, down) as client:
+        failed = await post(client, "/api/v1/nlq", {"question": "errors?"}, expect=502)
+    with OpenAiServer(lambda body: completion("{}"), delay_s=4) as slow:
+        settings = LlmSettings(model="openai/fake-model", api_base=slow.api_base, timeout_s=1)
+        async with client_for(warehouse, settings) as client:
+            late = await post(client, "/api/v1/chat", {"messages": [{"role": "user", "content": "hi"}]}, expect=504)
+    assert failed["error"] == "model_error" and late["error"] == "model_timeout"
+    assert API_KEY not in json.dumps(failed) and API_KEY not in caplog.text

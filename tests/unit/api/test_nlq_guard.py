@@ -99,6 +99,11 @@ HOSTILE: list[tuple[str, str, str]] = [
     ("global-in-table", "SELECT ServiceName FROM otel_traces WHERE TraceId GLOBAL IN olly.otel_logs", "in_table"),
     ("alias-named-like-a-table", "SELECT ServiceName AS otel_logs FROM otel_traces", "cte_name"),
     ("deep-nesting", "SELECT " + "(" * 3000 + "1" + ")" * 3000 + " FROM otel_traces", "parse"),
+    ("other-tenant-by-attribute", "SELECT Body FROM otel_logs WHERE ResourceAttributes['tenant.id'] = 'globex'",
+     "tenant"),
+    ("other-tenant-by-column", "SELECT ServiceName FROM ollystack_anomalies WHERE Tenant != 'acme'", "tenant"),
+    ("other-tenant-in-union", "SELECT ServiceName FROM otel_traces UNION ALL SELECT ServiceName FROM "
+                              "ollystack_alerts WHERE Tenant = 'globex'", "tenant"),
     ("empty", "   ", "parse"),
     ("garbage", "SELEKT * FRM otel_traces", "select_only"),
     ("unbalanced", "SELECT (ServiceName FROM otel_traces", "parse"),
@@ -150,6 +155,12 @@ def test_an_allowed_query_reads_only_its_tenants_rows_of_this_database(query: st
     assert sql.count("{tenant: String}") == len([t for t in tables if t[0] == DB])
     # What runs parses back to one SELECT.
     assert len(sqlglot.parse(guarded.sql, read="clickhouse")) == 1
+
+
+def test_an_admin_may_group_by_tenant() -> None:
+    guarded = guard_sql("SELECT Tenant, count() AS n FROM ollystack_alerts GROUP BY Tenant", database=DB,
+                        tenant=None, caps=CAPS)
+    assert "GROUP BY Tenant" in guarded.sql
 
 
 def test_without_a_tenant_no_filter_is_added_but_the_database_still_is() -> None:
