@@ -10,6 +10,8 @@ from starlette.middleware import Middleware
 
 from agents.score.config import ScoreConfig
 from api.cache import TtlCache
+from api.llm.client import client_from_settings
+from api.nlq.chat import default_tools
 from api.params import Limits
 from api.queries.correlation import CorrelationRows
 from api.responses import EXCEPTION_HANDLERS
@@ -22,6 +24,8 @@ from api.routes import (
     incidents,
     logs,
     metric_series,
+    nlq,
+    rca,
     services,
     traces,
 )
@@ -70,7 +74,7 @@ def create_app(
     app = Starlette(
         routes=[*health.ROUTES, *correlate.ROUTES, *traces.ROUTES, *logs.ROUTES, *services.ROUTES,
                 *exemplars.ROUTES, *metric_series.ROUTES, *alerts.ROUTES, *correlations.ROUTES,
-                *incidents.ROUTES],
+                *rca.ROUTES, *nlq.ROUTES, *incidents.ROUTES],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(TenantAuth, keys=settings.api.keys),
@@ -81,4 +85,8 @@ def create_app(
     app.state.warehouse = warehouse
     app.state.runtime = runtime
     app.state.score_config = ScoreConfig.from_settings(settings)
+    # The language model (None: not configured) and the chat assistant's tools, which
+    # other analyses extend with app.state.chat_tools.register(...).
+    app.state.llm = client_from_settings(settings.llm)
+    app.state.chat_tools = default_tools()
     return app

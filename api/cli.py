@@ -22,7 +22,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _COLUMNS = (("TIME", 30), ("TYPE", 6), ("SERVICE", 20), ("DURATION", 12), ("LEVEL", 5), ("DESCRIPTION", 0))
 
 
-def _safe(text: Any, width: int = 0) -> str:
+def safe_text(text: Any, width: int = 0) -> str:
+    """Stored (client-sent) text fit for a terminal: control characters escaped, cut to
+    ``width`` characters (0: no cut)."""
     shown = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), str(text))
     if width and len(shown) > width:
         shown = shown[: width - 1] + "…"
@@ -34,11 +36,11 @@ def render_table(context: dict[str, Any]) -> str:
     summary, span = context["summary"], context["time_range"]
     services = ", ".join(s["name"] for s in context["services"])
     lines = [
-        f"Correlation ID  {_safe(context['correlation_id'])}",
+        f"Correlation ID  {safe_text(context['correlation_id'])}",
         f"Time range      {span['start']} .. {span['end']} ({summary['duration_ms']:.3f} ms)",
         f"Spans {summary['spans']} | Logs {summary['logs']} | Metrics {summary['metrics']} | "
         f"Errors {summary['errors']} | Traces {summary['traces']} | Services {summary['services']}: "
-        f"{_safe(services)}" + ("  (truncated: caps reached)" if summary["truncated"] else ""),
+        f"{safe_text(services)}" + ("  (truncated: caps reached)" if summary["truncated"] else ""),
         "",
         "  ".join(name.ljust(width) for name, width in _COLUMNS).rstrip(),
     ]
@@ -46,13 +48,13 @@ def render_table(context: dict[str, Any]) -> str:
         duration = "" if item["duration_ms"] is None else f"{item['duration_ms']:.3f} ms"
         cells = (item["timestamp"], item["type"], item["service"], duration, item["level"], item["description"])
         lines.append("  ".join(
-            _safe(cell, width).ljust(width) if width else _safe(cell, 120)
+            safe_text(cell, width).ljust(width) if width else safe_text(cell, 120)
             for cell, (_, width) in zip(cells, _COLUMNS, strict=True)).rstrip())
     if context["errors"]:
         lines += ["", "ERRORS"]
         for error in context["errors"]:
-            lines.append(f"  {error['timestamp']}  {_safe(error['service'], 20)}  {error['type']}  "
-                         f"{_safe(error['description'], 60)}  {_safe(error['message'], 80)}".rstrip())
+            lines.append(f"  {error['timestamp']}  {safe_text(error['service'], 20)}  {error['type']}  "
+                         f"{safe_text(error['description'], 60)}  {safe_text(error['message'], 80)}".rstrip())
     return "\n".join(lines)
 
 

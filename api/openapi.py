@@ -7,6 +7,7 @@ from typing import Any
 from api.openapi_alerts import ROLLUP_DOC, alert_paths
 from api.openapi_incidents import incident_paths
 from api.openapi_metrics import METRIC_SCHEMAS, metric_paths
+from api.openapi_nlq import NLQ_SCHEMAS, nlq_paths
 from api.openapi_params import (
     CORRELATION_ID,
     P_CID,
@@ -25,6 +26,7 @@ from api.openapi_params import (
     name_param,
     param,
 )
+from api.openapi_rca import RCA_SCHEMAS, rca_paths
 from api.openapi_schemas import SCHEMAS, TIMESTAMP_DOC, ref
 from api.openapi_search import P_LOG_TAGS, P_SPAN_TAGS, P_TOKENS, SEARCH_SCHEMAS, correlation_paths
 from api.params import TEXT_MAX_CHARS
@@ -110,10 +112,10 @@ def openapi_document() -> dict[str, Any]:
                  "description": "Correlation lookups, traces, logs, services and exemplars. " + TIMESTAMP_DOC
                  + ". With API keys configured every /api/v1 request needs 'Authorization: Bearer <key>' or "
                    "'X-API-Key' and sees only its tenant's rows."},
-        "paths": {**_paths(), **metric_paths(), **alert_paths(), **correlation_paths(),
-                  **incident_paths()},
+        "paths": {**_paths(), **metric_paths(), **alert_paths(), **correlation_paths(), **rca_paths(),
+                  **nlq_paths(), **incident_paths()},
         "components": {
-            "schemas": {**SCHEMAS, **METRIC_SCHEMAS, **SEARCH_SCHEMAS},
+            "schemas": {**SCHEMAS, **METRIC_SCHEMAS, **SEARCH_SCHEMAS, **RCA_SCHEMAS, **NLQ_SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
         },

@@ -31,7 +31,7 @@ ENV_PREFIX = "OLLYSTACK_"
 RECORD_OVERHEAD_BYTES = 1024
 # Values never shown in an error or a dump: the ClickHouse URL (it may hold a password) and
 # every credential.
-_SECRET_FIELDS = frozenset({"url", "auth_tokens", "keys"})
+_SECRET_FIELDS = frozenset({"url", "auth_tokens", "keys", "api_key"})
 
 
 def _split_csv(value: Any) -> Any:
@@ -263,6 +263,29 @@ class RollupSettings(_Section):
     margin_s: float = Field(default=5.0, ge=0, allow_inf_nan=False)
 
 
+class LlmSettings(_Section):
+    # The language model that explains computed findings and writes NLQ SQL (api/llm/):
+    # any litellm model string ("openai/gpt-4o-mini", "ollama_chat/llama3.1",
+    # "hosted_vllm/Qwen2.5-7B-Instruct"); empty: no model, explanations come from rules.
+    model: str = Field(default="", max_length=256)
+    # An OpenAI-compatible server (Ollama, vLLM, a gateway); empty: the provider's default.
+    api_base: str = Field(default="", pattern=r"^(https?://\S+)?$")
+    # Sent to the model's server alone; never logged, printed or answered.
+    api_key: SecretStr = SecretStr("")
+    timeout_s: float = Field(default=30.0, gt=0, le=600, allow_inf_nan=False)
+    # Token budget of one call: the prompt is cut to max_prompt_tokens (estimated at four
+    # characters a token, as no tokenizer is downloaded) and the answer capped.
+    max_prompt_tokens: int = Field(default=6000, ge=512, le=1_000_000)
+    max_completion_tokens: int = Field(default=1000, ge=16, le=100_000)
+    # Chat: model calls per request (each may ask for tools) and tool calls per request.
+    chat_max_turns: int = Field(default=6, ge=1, le=50)
+    chat_max_tool_calls: int = Field(default=8, ge=0, le=100)
+    # The NLQ guard's caps (api/nlq/guard.py): rows answered, and what one query may spend.
+    nlq_max_rows: int = Field(default=1000, ge=1, le=100_000)
+    nlq_max_execution_s: float = Field(default=10.0, gt=0, le=600, allow_inf_nan=False)
+    nlq_max_memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=16 * 1024 * 1024)
+
+
 class Settings(_Section):
     host: str = "127.0.0.1"
     data_dir: Path = Path(".ollystack")
@@ -277,6 +300,7 @@ class Settings(_Section):
     sink: SinkSettings = SinkSettings()
     score: ScoreSettings = ScoreSettings()
     rollups: RollupSettings = RollupSettings()
+    llm: LlmSettings = LlmSettings()
 
     def redacted(self) -> dict[str, Any]:
         """The settings as plain data with every secret replaced by '**********'."""

@@ -94,6 +94,12 @@ def _correlate(args: argparse.Namespace, settings: Settings) -> int:
     return correlate_main(settings, args.correlation_id, args.json)
 
 
+def _rca(args: argparse.Namespace, settings: Settings) -> int:
+    from api.rca_cli import rca_main
+
+    return rca_main(settings, args.correlation_id, args.trace_id, args.json)
+
+
 def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.alerts_tail import alerts_tail_main
 
@@ -144,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     correlate.add_argument("correlation_id")
     correlate.add_argument("--json", action="store_true", help="print JSON instead of tables")
     correlate.set_defaults(run=_correlate)
+    rca = sub.add_parser("rca", help="why a request was slow or failed: critical path, error origin, root cause")
+    rca.add_argument("correlation_id", nargs="?", help="the request's correlation ID")
+    rca.add_argument("--trace-id", help="analyse this trace instead (32 hex digits)")
+    rca.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
+    rca.set_defaults(run=_rca)
     # The demo has its own options (pipeline/demo.py); everything after `demo` goes to it.
     sub.add_parser("demo", help="sample traffic through the OpenTelemetry SDK (demo --help)",
                    add_help=False).set_defaults(run=_demo)

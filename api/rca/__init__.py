@@ -1,1 +1,1 @@
-"""Root-cause analysis."""
+"""Root-cause analysis computed from the stored rows: request analysis and, beside it, incident analysis."""

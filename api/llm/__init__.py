@@ -1,0 +1,1 @@
+"""The language model: a litellm client, explanations of computed findings, and their checks."""
