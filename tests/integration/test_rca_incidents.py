@@ -113,4 +113,6 @@ async def test_bad_requests_name_the_problem(warehouse: Warehouse, body: dict[st
     async with client(warehouse) as api:
         for path in ("/api/v1/rca", "/api/v1/causal/analyze"):
             answer = await post(api, path, body, status)
-            assert answer.get("parameter") == parameter, answer
+            # /api/v1/rca's dispatch refuses a body naming neither a request nor an incident itself.
+            expected = "body" if body == {} and path == "/api/v1/rca" else parameter
+            assert answer.get("parameter") == expected, answer
