@@ -43,6 +43,7 @@ BASE_FAILURE_RATES = {"payment-service": 0.05, "inventory-service": 0.03}
 BASE_LATENCY_MS = {"api-gateway": 3.0, "order-service": 8.0, "payment-service": 40.0,
                    "notification-service": 5.0, "inventory-service": 4.0}
 SLOW_EXTRA_MS = 300.0
+FLUSH_EVERY_FLOWS = 50  # fast-forward: flows between waits for the exporters
 NETWORK_MS = 1.0
 PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 
@@ -209,6 +210,10 @@ class _Service:
         self.logger.emit(timestamp=t_ns, context=ctx, severity_number=severity,
                          severity_text=severity.name.rstrip("0123456789"), body=body, attributes=attrs)
 
+    def flush(self) -> None:
+        self.tracer_provider.force_flush()
+        self.logger_provider.force_flush()
+
     def shutdown(self) -> None:
         for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
             provider.shutdown()
@@ -350,6 +355,11 @@ def run_demo(endpoint_grpc: str, endpoint_http: str, protocol: Protocol, rate_pe
                 break
             result.flows += 1
             result.failed_flows += not topology.flow(plan_flow(rng, schedule(elapsed_s)), stamp_ns)
+            if speedup is not None and result.flows % FLUSH_EVERY_FLOWS == 0:
+                # Fast-forwarded flows can come faster than the exporters send on a busy
+                # machine, and a full SDK queue drops spans silently: wait for the exports.
+                for svc in services.values():
+                    svc.flush()
             next_at += 1.0 / rate_per_s / (speedup or 1.0)
             stop.wait(max(0.0, next_at - time.monotonic()))
     except KeyboardInterrupt:

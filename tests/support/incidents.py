@@ -27,7 +27,7 @@ NS_PER_S = 1_000_000_000
 CONFIG = ScoreConfig(window_s=5, lateness_s=3.0, idle_partition_s=10.0, history_windows=20, min_history_windows=6,
                      min_spans=10, api_url="http://olly.test:8080")
 RATE = 10.0  # flows per simulated second: 50 a window
-SPEEDUP = 25.0
+SPEEDUP = 15.0
 WARMUP_WINDOWS, INCIDENT_WINDOWS, RECOVERY_WINDOWS = 10, 3, 6
 # Each service in turn slow or failing, two intensities each: 20 incidents. Services alternate
 # so no two incidents in a row fault the same one.
