@@ -10,9 +10,9 @@
   in the service (failing spans with no failing child) and its self time per request.
 - ``combined``: the traces' evidence plus a smaller weight of the anomaly scores, a
   caller's score muted while an anomalous callee explains it. Chosen by
-  benchmarks/rca_incidents.py: over 20 injected incidents (two runs) it and ``traces``
-  named the injected service first in all, ``rules`` in 70-80 %, ``pagerank`` in 65 % and
-  DoWhy's gcm attribution in 35-50 % at 2-4 s an incident (the score stage flags
+  benchmarks/rca_incidents.py: over 20 injected incidents (three runs) it and ``traces``
+  named the injected service first in all, ``rules`` in 70-90 %, ``pagerank`` in 65-85 %
+  and DoWhy's gcm attribution in 35-50 % at 2-4 s an incident (the score stage flags
   bystanders, which misleads the methods that rank on anomaly windows alone).
 """
 from __future__ import annotations
