@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from agents.alerting import AlertPolicy, AlertTracker, WindowSignal
 from agents.score.config import ScoreConfig
-from agents.score.detector import RobustDetector
+from agents.score.detector import Detector
 from agents.score.features import WindowFeatures
 from agents.score.forecast import (
     METRICS,
@@ -217,7 +217,7 @@ async def detect(request: Request) -> Response:
                                  MAX_WINDOWS + 1)
     by_window = {int(r["bucket_ns"]) // step_ns: r for r in rows}
     config = _config(request).replace(window_s=window_s)
-    detector = RobustDetector(config)
+    detector = Detector(config)
     tracker = AlertTracker(AlertPolicy(config.threshold, config.critical_threshold, config.fire_windows,
                                        config.resolve_windows, _api_url(request)))
     windows: list[Row] = []
@@ -225,8 +225,8 @@ async def detect(request: Request) -> Response:
     for index in range(first, last + 1):
         row = by_window.get(index)
         f = _features(row)
-        score = detector.score(f)
-        detector.learn(f, score)
+        score = detector.score(f, index * step_ns)
+        detector.learn(f, score, index * step_ns)
         detail = describe_score(score.reason, f, score)
         cid, trace = ("", "") if row is None else (
             (row["error_cid"], row["error_trace"]) if score.reason == "error_rate" and row["error_cid"]

@@ -148,13 +148,15 @@ def test_held_records_are_released_when_their_windows_close() -> None:
 
 
 @pytest.mark.parametrize("change, field", [
-    ({"window_s": 0}, "score.window_s"), ({"threshold": 1.5}, "score.threshold"),
-    ({"critical_threshold": 0.2}, "score.critical_threshold"),
+    ({"window_s": 0}, "score.window_s"), ({"threshold": -1.0}, "score.threshold"),
+    ({"critical_threshold": 2.0}, "score.critical_threshold"),
     ({"min_history_windows": 50}, "score.min_history_windows"),
     ({"alertmanager_url": "ftp://am"}, "score.alertmanager_url"), ({"lateness_s": -1.0}, "score.lateness_s"),
-    ({"z_half": float("nan")}, "score.z_half"),
+    ({"season_alpha": float("nan")}, "score.season_alpha"), ({"two_sided": "latency"}, "score.two_sided"),
+    ({"seasons_s": (0,)}, "score.seasons_s"),
     ({"bogus": 1}, "score.bogus"), ({"predict_rules": ("p99>1",)}, "score.predict_rules"),
-], ids=["window", "threshold", "critical", "history", "alertmanager-scheme", "lateness", "nan", "unknown",
+], ids=["window", "threshold", "critical", "history", "alertmanager-scheme", "lateness", "nan", "two-sided-name",
+        "season", "unknown",
         "predict-rule"])
 def test_config_errors_name_the_field(change: dict[str, Any], field: str) -> None:
     from core.errors import ConfigError
