@@ -15,8 +15,7 @@ import pyarrow as pa
 
 from agents.alerting import FEATURE_TEXT, AlertPolicy, AlertTracker, WindowSignal
 from agents.cardinality import CardinalityLimiter
-from agents.score.config import ScoreConfig
-from agents.score.config import FEATURES
+from agents.score.config import FEATURES, ScoreConfig
 from agents.score.detector import LEVEL_SHIFT, Detector, Score
 from agents.score.features import (
     SERVICE_WIDE,
