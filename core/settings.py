@@ -206,15 +206,16 @@ class ScoreSettings(_Section):
     # watermark back, so one quiet partition cannot stall scoring.
     idle_partition_s: float = Field(default=30.0, gt=0)
     # Detector (agents/score/detector.py): each feature against its learned level plus daily
-    # and weekly profiles (seasons_s, in season_bin_s bins, learned from the series itself);
+    # and weekly profiles (seasons_s, in season_bins bins, learned from the series itself);
     # level and scale follow about history_windows learned windows. min_history_windows
     # learned windows make a baseline.
     history_windows: int = Field(default=30, gt=0)
     min_history_windows: int = Field(default=10, gt=0)
     min_spans: int = Field(default=10, gt=0)  # fewer spans in a window: latency and error rate are not scored
     seasons_s: tuple[int, ...] = (86_400, 604_800)  # empty: no seasonal profiles
-    season_bin_s: int = Field(default=600, gt=0)
-    season_alpha: float = Field(default=0.1, gt=0, le=1, allow_inf_nan=False)  # how fast a profile bin learns
+    season_bins: int = Field(default=144, gt=0)  # bins of each season: 10 minutes of a day, 70 of a week
+    # What a bin learns from one visit (one season later it is expected again).
+    season_alpha: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
     # Features scored in both directions (a latency drop is as telling as a rise; fewer
     # errors are not); the others only upwards.
     two_sided: NameList = ("latency_p50", "latency_p95", "throughput")
@@ -225,6 +226,9 @@ class ScoreSettings(_Section):
     # The baseline error rate is taken as at least this for the binomial tail.
     error_rate_floor: float = Field(default=0.01, gt=0, allow_inf_nan=False)
     throughput_floor_ratio: float = Field(default=0.10, gt=0, allow_inf_nan=False)
+    # The last evidence_windows windows are also scored together: a lasting shift or a
+    # variance change too small to stand out in one window (1: off).
+    evidence_windows: int = Field(default=4, ge=1)
     # A change lasting this many windows is a new level: learned, annotated once, no longer scored.
     max_frozen_windows: int = Field(default=30, gt=0)
     # Windows read back at a restart to rebuild the detectors (replayed exactly: the

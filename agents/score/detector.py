@@ -1,13 +1,14 @@
 """The anomaly detector of one key: seasonal baselines and calibrated tail probabilities (pure).
 
-Latency (p50, p95; in log space, where ratios are what matter) and throughput (spans per
-window, in Anscombe units 2·sqrt(x + 3/8), where Poisson noise has unit variance) are each
+Latency (p50, p95) and throughput (spans per window, as log(1 + x)) are modelled in log
+space, where ratios are what matter, a daily cycle has one shape at any level and bursty
+traffic spreads alike at its peak and at night; each is
 modelled as ``level + daily[bin] + weekly[bin]``: the seasonal profiles (``seasons_s``,
-split into ``season_bin_s`` bins) are learned from the series itself by exponential
+each in ``season_bins`` bins) are learned from the series itself by exponential
 smoothing, so a daily or weekly cycle becomes the expectation instead of an anomaly. The
 residual's scale is a smoothed mean absolute residual (clipped, so outliers that are
-learned cannot inflate it), with floors: a 10 % latency change, the Poisson sigma and
-``throughput_floor_ratio`` of the expected traffic. The error rate keeps the exact
+learned cannot inflate it), with floors: a 10 % latency change, ``throughput_floor_ratio``
+of the expected traffic and its Poisson spread (1 / sqrt(x) in log space). The error rate keeps the exact
 binomial tail against the median error rate of the learned windows.
 
 Scores are surprises, ``-log10 p`` of a tail probability (Gaussian tail of the residual
@@ -45,6 +46,7 @@ LN10 = math.log(10)
 NS_PER_S = 1_000_000_000
 NOT_LEARNED, LEARNED, LEVEL_SHIFT = 0, 1, 2  # the Learned column of an anomaly row
 _CLIP_SIGMAS = 3.0  # residuals are clipped here before they move level, seasons and scale
+_EVIDENCE_CLIP = 4.0  # z-scores are clipped here before they count as evidence over several windows
 _MAX_Z = 1e12  # beyond this a z is a division by a floor, not a measurement
 _EXACT_TAIL = 1e-280  # below this the binomial tail is approximated (bdtrc underflows)
 
@@ -128,16 +130,25 @@ class Detector:
         self.level: dict[str, float] = {}
         self.scale: dict[str, float] = {}
         self.seen: dict[str, int] = dict.fromkeys(SERIES, 0)  # learned values of each series
-        self.bins = [max(1, round(s / config.season_bin_s)) for s in config.seasons_s]
+        # Each season in season_bins bins (no more than it has windows); a bin learns about
+        # season_alpha of what it sees in one visit, however many windows a visit holds.
+        self.bins = [max(1, min(config.season_bins, s // config.window_s)) for s in config.seasons_s]
+        self.season_alphas = [1 - (1 - config.season_alpha) ** (n * config.window_s / s)
+                              for n, s in zip(self.bins, config.seasons_s, strict=True)]
         self.seasons = {name: [array("d", bytes(8 * n)) for n in self.bins] for name in SERIES}
         self.frozen: deque[tuple[WindowFeatures, int]] = deque(maxlen=config.max_frozen_windows)
         self.alpha = 2.0 / (config.history_windows + 1)
+        self.two_sided = frozenset(config.two_sided)
+        # (learned windows with min_spans spans, their median error rate, its robust sigma)
+        self.errors: tuple[int, float, float] = (0, 0.0, 0.0)
+        # The clipped z of the last evidence_windows - 1 scored windows of each series.
+        self.evidence = {name: deque[float](maxlen=max(1, config.evidence_windows - 1)) for name in SERIES}
 
     # -- the model ---------------------------------------------------------------------------
 
     def _values(self, f: WindowFeatures) -> dict[str, float]:
         """The modelled value of each series ``f`` has (latency only with min_spans spans)."""
-        out = {"throughput": 2.0 * math.sqrt(f.spans + 0.375)}
+        out = {"throughput": math.log1p(f.spans)}
         if f.spans >= self.config.min_spans:
             floor = math.log(self.config.latency_floor_ms)
             for name, value in (("latency_p50", f.p50_ms), ("latency_p95", f.p95_ms)):
@@ -145,17 +156,20 @@ class Detector:
         return out
 
     def _slots(self, start_ns: int) -> list[int]:
-        step = start_ns // (self.config.season_bin_s * NS_PER_S)
-        return [step % n for n in self.bins]
+        at_s = start_ns // NS_PER_S
+        return [at_s % season * n // season for n, season in zip(self.bins, self.config.seasons_s, strict=True)]
 
     def _seasonal(self, name: str, slots: list[int]) -> float:
-        return sum(profile[slot] for profile, slot in zip(self.seasons[name], slots, strict=True))
+        total = 0.0
+        for profile, slot in zip(self.seasons[name], slots, strict=True):
+            total += profile[slot]
+        return total
 
     def _sigma(self, name: str, expected: float) -> float:
         c = self.config
         if name == "throughput":
-            # Anscombe units: a relative change r of the count moves 2 sqrt(x) by about r sqrt(x).
-            floor = max(1.0, c.throughput_floor_ratio * max(expected, 0.0) / 2)
+            # Poisson counts around x spread by 1 / sqrt(x) in log space.
+            floor = max(math.log1p(c.throughput_floor_ratio), 1 / math.sqrt(max(math.expm1(expected), 1.0)))
         else:
             floor = math.log1p(c.latency_floor_ratio)
         return max(self.scale[name], floor)
@@ -165,6 +179,14 @@ class Detector:
         if name not in self.level:
             return None
         return self.level[name] + self._seasonal(name, self._slots(start_ns))
+
+    def _error_baseline(self) -> None:
+        dense = [h.errors / h.spans for h in self.history if h.spans >= self.config.min_spans]
+        if dense:
+            q25, med, q75 = quartiles(dense)
+            self.errors = (len(dense), med, (q75 - q25) / IQR_TO_SIGMA)
+        else:
+            self.errors = (0, 0.0, 0.0)
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -177,23 +199,43 @@ class Detector:
         if len(self.history) < c.min_history_windows:
             return Score(0.0, "", z, baseline, True)
         bits = dict.fromkeys(FEATURES, 0.0)
-        for name, value in self._values(f).items():
-            expected = self.expected(name, start_ns)
-            if expected is None:
-                continue
+        for name, (value, expected) in self._residuals(f, start_ns).items():
             z[name] = (value - expected) / self._sigma(name, expected)
-            bits[name] = surprise(z[name], name in c.two_sided)
-            baseline[name] = ((expected / 2) ** 2 - 0.375 if name == "throughput" else math.exp(expected))
-        dense = [h for h in self.history if h.spans >= c.min_spans]
-        if f.spans >= c.min_spans and len(dense) >= c.min_history_windows:
-            q25, med, q75 = quartiles([h.errors / h.spans for h in dense])
-            baseline["error_rate"] = med
-            bits["error_rate"], z["error_rate"] = error_surprise(
-                f.errors, f.spans, med, (q75 - q25) / IQR_TO_SIGMA, c.error_rate_floor)
+            bits[name] = max(surprise(z[name], name in self.two_sided), self._persistence(name, z[name]))
+            baseline[name] = math.expm1(expected) if name == "throughput" else math.exp(expected)
+        dense, median, sigma = self.errors
+        if f.spans >= c.min_spans and dense >= c.min_history_windows:
+            baseline["error_rate"] = median
+            bits["error_rate"], z["error_rate"] = error_surprise(f.errors, f.spans, median, sigma,
+                                                                 c.error_rate_floor)
         reason = max(FEATURES, key=lambda n: bits[n])
         best = round(bits[reason], 6)
         onset = best >= c.threshold and not self.frozen
         return Score(best, reason if best > 0 else "", z, baseline, False, onset)
+
+    def _residuals(self, f: WindowFeatures, start_ns: int) -> dict[str, tuple[float, float]]:
+        """(value, expected value) of each series of ``f`` with a baseline."""
+        slots = self._slots(start_ns)
+        return {name: (value, self.level[name] + self._seasonal(name, slots))
+                for name, value in self._values(f).items() if name in self.level}
+
+    def _persistence(self, name: str, z: float) -> float:
+        """The surprise of the last evidence_windows windows together, this one the last: all
+        of them at least min |z| off in one direction (a lasting shift too small for one
+        window), or in either (a variance change). This window must take part, so an episode
+        ends with its last anomalous window, and one spike is not a lasting change."""
+        windows = self.config.evidence_windows
+        recent = self.evidence[name]
+        if windows < 2 or len(recent) < windows - 1:
+            return 0.0
+        values = [*recent, max(-_EVIDENCE_CLIP, min(_EVIDENCE_CLIP, z))]
+        least = min(abs(v) for v in values)
+        log_tail = float(log_ndtr(-least))
+        spread = -windows * (log_tail + math.log(2))  # P(every |z| >= least) = (2 Phi(-least))^n
+        shift = 0.0
+        if all(v > 0 for v in values) or (name in self.two_sided and all(v < 0 for v in values)):
+            shift = -windows * log_tail - (math.log(2) if name in self.two_sided else 0.0)
+        return max(0.0, (max(shift, spread) - math.log(2)) / LN10)  # two tests of the same windows
 
     # -- learning ----------------------------------------------------------------------------
 
@@ -207,11 +249,25 @@ class Detector:
             decision = LEVEL_SHIFT
         else:
             decision = NOT_LEARNED
-        self.restore(f, decision, start_ns)
+        # The z of each series that had a baseline, as restore computes them.
+        z = {name: score.z[name] for name in SERIES if score.baseline[name] is not None}
+        self._apply(f, decision, start_ns, None if score.warming else z)
         return decision
 
     def restore(self, f: WindowFeatures, decision: int, start_ns: int) -> None:
         """Apply one window's stored decision (oldest first) exactly as ``learn`` made it."""
+        z = None
+        if len(self.history) >= self.config.min_history_windows:  # the window was scored
+            z = {name: (value - expected) / self._sigma(name, expected)
+                 for name, (value, expected) in self._residuals(f, start_ns).items()}
+        self._apply(f, decision, start_ns, z)
+
+    def _apply(self, f: WindowFeatures, decision: int, start_ns: int, z: dict[str, float] | None) -> None:
+        # Windows that stand out on their own are no evidence of a subtle change: an episode
+        # held up by them ends with them instead of dragging on through the evidence.
+        for name, value in (z or {}).items():
+            if name in self.evidence and surprise(value, name in self.two_sided) < self.config.threshold:
+                self.evidence[name].append(max(-_EVIDENCE_CLIP, min(_EVIDENCE_CLIP, value)))
         if decision == NOT_LEARNED:
             self.frozen.append((f, start_ns))
         elif decision == LEVEL_SHIFT:
@@ -223,6 +279,7 @@ class Detector:
 
     def _update(self, f: WindowFeatures, start_ns: int) -> None:
         self.history.append(f)
+        self._error_baseline()
         values = self._values(f)
         slots = self._slots(start_ns)
         for name, value in values.items():
@@ -234,9 +291,11 @@ class Detector:
             sigma = self._sigma(name, expected)
             residual = max(-_CLIP_SIGMAS * sigma, min(_CLIP_SIGMAS * sigma, value - expected))
             self.level[name] += self.alpha * residual
-            for profile, slot in zip(self.seasons[name], slots, strict=True):
-                profile[slot] += self.config.season_alpha * residual
-            self.scale[name] += self.alpha * (abs(residual) * MEAN_ABS_TO_SIGMA - self.scale[name])
+            for profile, slot, rate in zip(self.seasons[name], slots, self.season_alphas, strict=True):
+                profile[slot] += rate * residual
+            # The spread follows four times slower than the level: a lasting shift that is
+            # learned must not first widen the spread until it no longer stands out.
+            self.scale[name] += self.alpha / 4 * (abs(residual) * MEAN_ABS_TO_SIGMA - self.scale[name])
 
     def _initialise(self, name: str) -> None:
         """Level and scale of ``name`` from the learned windows, once there are enough."""
@@ -257,7 +316,10 @@ class Detector:
             if residuals:
                 self.level[name] = quartiles(residuals)[1]
         self.history.extend(f for f, _ in self.frozen)
+        self._error_baseline()
         self.frozen.clear()
+        for recent in self.evidence.values():
+            recent.clear()
 
 
 def replayed(config: ScoreConfig, windows: Iterable[tuple[WindowFeatures, int, int]]) -> Detector:

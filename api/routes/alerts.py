@@ -124,7 +124,7 @@ async def list_anomalies(request: Request) -> Response:
     time = _time(q, request)
     page = p.page(q, rt.limits)
     f = AnomalyFilter(time, _optional_name(q, "service"), _optional_name(q, "operation"),
-                      p.float_value(q["min_score"], "min_score", 0.0, 1.0) if "min_score" in q else 0.0)
+                      p.float_value(q["min_score"], "min_score", 0.0, 1e12) if "min_score" in q else 0.0)
     rows = await anomaly_rows(rt.warehouse, rt.scope(request), f, page)
     items = [anomaly_json(r, _api_url(request)) for r in rows]
     return JsonResponse({"time_range": _window(time), "anomalies": items,

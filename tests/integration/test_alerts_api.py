@@ -112,9 +112,9 @@ async def test_anomalies_list_filters_and_links_exemplars(client: httpx.AsyncCli
 
 
 @pytest.mark.parametrize("params, parameter", [
-    ({"min_score": "2"}, "min_score"), ({"service": "' OR 1=1 --"}, "service"), ({"bogus": "1"}, "bogus"),
+    ({"min_score": "-1"}, "min_score"), ({"service": "' OR 1=1 --"}, "service"), ({"bogus": "1"}, "bogus"),
     ({"start": "yesterday"}, "start"), ({"limit": "0"}, "limit"),
-], ids=["score-above-one", "injection", "unknown", "bad-time", "zero-limit"])
+], ids=["negative-score", "injection", "unknown", "bad-time", "zero-limit"])
 async def test_bad_anomaly_parameters_are_named(client: httpx.AsyncClient, params: dict[str, str],
                                                 parameter: str) -> None:
     assert (await get(client, "/api/v1/anomalies", 400, **params))["parameter"] == parameter

@@ -121,7 +121,14 @@ async def test_demo_faults_alert_on_their_service_once_and_a_restart_keeps_the_m
         return len(detector.history) if detector else 0
 
     # Steady traffic: the baseline, then windows scored against it; then a restart.
-    await wait_until(lambda: learned(workers[0]) >= CONFIG.min_history_windows + 8, 120, "a learned baseline")
+    def progress() -> str:
+        assert workers[0].score is not None
+        engine = workers[0].score.engine
+        detector = engine.detectors.get(key)
+        return (f"a learned baseline (closed through {engine.closed_through}; {SLOW}: "
+                f"{learned(workers[0])} learned, {len(detector.frozen) if detector else 0} frozen)")
+
+    await wait_until(lambda: learned(workers[0]) >= CONFIG.min_history_windows + 8, 120, progress)
     await workers[0].stop()
     workers.append(build_worker(with_stage(settings, score=CONFIG), kafka_bootstrap, warehouse, app_id=unique))
     await workers[1].start()
