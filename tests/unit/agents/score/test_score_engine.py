@@ -180,3 +180,13 @@ def test_settings_give_the_config_and_its_links() -> None:
 
     config = ScoreConfig.from_settings(Settings.model_validate({"host": "10.0.0.5", "api": {"port": 9000}}))
     assert config.api_url == "http://10.0.0.5:9000" and config.window_s == 60
+
+
+def test_a_lasting_level_shift_alerts_once_then_is_annotated_once_and_resolves() -> None:
+    config = CONFIG.replace(max_frozen_windows=8)
+    engine = ScoreEngine(config)
+    closed = feed(engine, range(40), {"checkout": lambda w: {"latency_ms": 120.0} if w >= NORMAL else {}})
+    assert [(s, status) for s, status, _ in alerts_of(closed)] == [("checkout", "firing"), ("checkout", "resolved")]
+    shifts = [r for c in closed for r in c.rows if r["Reason"] == "level_shift" and r["SpanName"] == ""]
+    assert len(shifts) == 1 and shifts[0]["Learned"] == 2
+    assert shifts[0]["Detail"].startswith("level shift: ") and "learned after 8 windows" in shifts[0]["Detail"]
