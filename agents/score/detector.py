@@ -22,6 +22,19 @@ become the baseline and stays one episode (one alert, agents/alerting.py). A cha
 lasts ``max_frozen_windows`` windows is a new level: the level is reset to those windows
 (learned = LEVEL_SHIFT, the window's row says so once) and scoring goes quiet.
 
+Evidence over several windows: the last ``evidence_windows`` windows that did not stand out
+on their own are also tested together (all at least min |z| off, in one direction or in
+either), so a lasting shift or a variance change too small for one window is seen; the
+spread follows four times slower than the level, so a learned shift does not first widen
+it until it no longer stands out.
+
+Why not a library model: river's ``time_series.HoltWinters`` holds one season per model
+(18 µs a window and series here) and ``SNARIMAX`` costs 135 µs a window and series;
+statsmodels' MSTL is an offline fit (1.1 s for two weeks of one series). None of them
+gives a residual spread, a tail probability or a state that a restart can rebuild from
+the anomaly rows, which the stage needs; the model here is a few dozen float updates a
+window (measured on the shared 2-core machine, busy).
+
 State is the replay of the stored (features, learned) sequence: ``restore`` applies a
 stored decision exactly as ``learn`` made it, so a restart rebuilds the same detector
 from the rows agents/score/state.py reads back. The robust z-score detector this
