@@ -56,6 +56,8 @@ SERIES = ("latency_p50", "latency_p95", "throughput")  # modelled as level + sea
 IQR_TO_SIGMA = 1.349
 MEAN_ABS_TO_SIGMA = math.sqrt(math.pi / 2)
 LN10 = math.log(10)
+_LN2 = math.log(2)
+_SQRT2 = math.sqrt(2)
 NS_PER_S = 1_000_000_000
 NOT_LEARNED, LEARNED, LEVEL_SHIFT = 0, 1, 2  # the Learned column of an anomaly row
 _CLIP_SIGMAS = 3.0  # residuals are clipped here before they move level, seasons and scale
@@ -77,6 +79,13 @@ class Score:
     onset: bool = False
 
 
+def log_upper_tail(z: float) -> float:
+    """ln P(Z >= z) for a standard normal Z, accurate far into the tail (no underflow)."""
+    if z < 25.0:  # math.erfc is exact enough here and far cheaper than a scipy call
+        return math.log(0.5 * math.erfc(z / _SQRT2))
+    return float(log_ndtr(-z))
+
+
 def surprise(z: float, two_sided: bool) -> float:
     """-log10 of the Gaussian tail beyond ``z`` (upper tail; both tails when two_sided).
 
@@ -84,7 +93,7 @@ def surprise(z: float, two_sided: bool) -> float:
     if two_sided:
         z = abs(z)
     z = min(z, _MAX_Z)
-    log_p = float(log_ndtr(-z)) + (math.log(2) if two_sided else 0.0)
+    log_p = log_upper_tail(z) + (_LN2 if two_sided else 0.0)
     return max(0.0, -log_p / LN10)
 
 
@@ -243,12 +252,12 @@ class Detector:
             return 0.0
         values = [*recent, max(-_EVIDENCE_CLIP, min(_EVIDENCE_CLIP, z))]
         least = min(abs(v) for v in values)
-        log_tail = float(log_ndtr(-least))
-        spread = -windows * (log_tail + math.log(2))  # P(every |z| >= least) = (2 Phi(-least))^n
+        log_tail = log_upper_tail(least)
+        spread = -windows * (log_tail + _LN2)  # P(every |z| >= least) = (2 Phi(-least))^n
         shift = 0.0
         if all(v > 0 for v in values) or (name in self.two_sided and all(v < 0 for v in values)):
-            shift = -windows * log_tail - (math.log(2) if name in self.two_sided else 0.0)
-        return max(0.0, (max(shift, spread) - math.log(2)) / LN10)  # two tests of the same windows
+            shift = -windows * log_tail - (_LN2 if name in self.two_sided else 0.0)
+        return max(0.0, (max(shift, spread) - _LN2) / LN10)  # two tests of the same windows
 
     # -- learning ----------------------------------------------------------------------------
 
