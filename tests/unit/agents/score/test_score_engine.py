@@ -126,8 +126,8 @@ def test_restore_from_stored_rows_continues_like_the_engine_that_wrote_them() ->
     restored = ScoreEngine(CONFIG)
     restored.restore(rows, live.open_alerts())
     assert restored.closed_through == live.closed_through
-    assert {k: list(d.history) for k, d in restored.detectors.items()} == \
-        {k: list(d.history) for k, d in live.detectors.items()}
+    # Every detector is rebuilt exactly: level, spread, seasons, evidence, frozen windows.
+    assert {k: vars(d) for k, d in restored.detectors.items()} == {k: vars(d) for k, d in live.detectors.items()}
     # Records of windows scored before the restart, read again, are skipped and not late.
     restored.add_table(0, window_spans(NORMAL, "steady"), now_s=0.0, now_ns=NOW_NS)
     assert (restored.reread_spans, restored.late_spans) == (40, 0)
