@@ -19,7 +19,8 @@ from api.openapi_params import (
 from api.openapi_schemas import Schema
 
 P_OPERATION = name_param("operation", "span name")
-P_SCORE = param("min_score", "query", {"type": "number", "minimum": 0, "maximum": 1}, "lowest score to list")
+P_SCORE = param("min_score", "query", {"type": "number", "minimum": 0},
+                "lowest score (surprise, -log10 p) to list")
 P_STATUS = param("status", "query", {"type": "string", "enum": ["firing", "resolved", "all"]}, "alert status")
 P_PREDICTED = param("predicted", "query", {"type": "string", "enum": ["true", "false"]},
                      "only predicted (or only observed) alerts")

@@ -205,12 +205,20 @@ class ScoreSettings(_Section):
     # A partition that delivered nothing for this long (wall clock) stops holding the
     # watermark back, so one quiet partition cannot stall scoring.
     idle_partition_s: float = Field(default=30.0, gt=0)
-    # Detector: robust z-scores of each feature against the median and IQR of the last
-    # history_windows learned windows; see agents/score/detector.py for the measurements.
+    # Detector (agents/score/detector.py): each feature against its learned level plus daily
+    # and weekly profiles (seasons_s, in season_bins bins, learned from the series itself);
+    # level and scale follow about history_windows learned windows. min_history_windows
+    # learned windows make a baseline.
     history_windows: int = Field(default=30, gt=0)
     min_history_windows: int = Field(default=10, gt=0)
     min_spans: int = Field(default=10, gt=0)  # fewer spans in a window: latency and error rate are not scored
-    z_half: float = Field(default=4.0, gt=0, allow_inf_nan=False)  # the z-score that maps to a score of 0.5
+    seasons_s: tuple[int, ...] = (86_400, 604_800)  # empty: no seasonal profiles
+    season_bins: int = Field(default=144, gt=0)  # bins of each season: 10 minutes of a day, 70 of a week
+    # What a bin learns from one visit (one season later it is expected again).
+    season_alpha: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
+    # Features scored in both directions (a latency drop is as telling as a rise; fewer
+    # errors are not); the others only upwards.
+    two_sided: NameList = ("latency_p50", "latency_p95", "throughput")
     # Latency sigma >= a 10 % change (latency is scored in log space); latencies under
     # latency_floor_ms count as that much: sub-millisecond jitter is no anomaly.
     latency_floor_ratio: float = Field(default=0.10, gt=0, allow_inf_nan=False)
@@ -218,11 +226,19 @@ class ScoreSettings(_Section):
     # The baseline error rate is taken as at least this for the binomial tail.
     error_rate_floor: float = Field(default=0.01, gt=0, allow_inf_nan=False)
     throughput_floor_ratio: float = Field(default=0.10, gt=0, allow_inf_nan=False)
-    max_frozen_windows: int = Field(default=30, gt=0)  # anomalous windows in a row after which a new level is learned
-    # Alerts: fire_windows windows in a row at or above threshold fire; resolve_windows
+    # The last evidence_windows windows are also scored together: a lasting shift or a
+    # variance change too small to stand out in one window (1: off).
+    evidence_windows: int = Field(default=4, ge=1)
+    # A change lasting this many windows is a new level: learned, annotated once, no longer scored.
+    max_frozen_windows: int = Field(default=30, gt=0)
+    # Windows read back at a restart to rebuild the detectors (replayed exactly: the
+    # rebuilt detector equals the live one when its key's whole life fits in them).
+    restore_windows: int = Field(default=1440, gt=0)
+    # Alerts: scores are surprises, -log10 of the tail probability of the window (6: p =
+    # 1e-6). fire_windows windows in a row at or above threshold fire; resolve_windows
     # below it resolve. At or above critical_threshold the alert is critical.
-    threshold: float = Field(default=0.5, gt=0, lt=1)
-    critical_threshold: float = Field(default=0.9, gt=0, le=1)
+    threshold: float = Field(default=6.0, gt=0, allow_inf_nan=False)
+    critical_threshold: float = Field(default=12.0, gt=0, allow_inf_nan=False)
     fire_windows: int = Field(default=2, ge=1)
     resolve_windows: int = Field(default=3, ge=1)
     # Bounded state: distinct tenants, services per tenant and operations per service,

@@ -14,6 +14,8 @@ from sinks.retry import Backoff
 
 PredictMetric = Literal["latency_p95_ms", "latency_p50_ms", "error_rate", "throughput"]
 PREDICT_METRICS: tuple[PredictMetric, ...] = ("latency_p95_ms", "latency_p50_ms", "error_rate", "throughput")
+# The window features the detector scores (agents/score/detector.py).
+FEATURES = ("latency_p50", "latency_p95", "error_rate", "throughput")
 _RULE = re.compile(r"^\s*([a-z0-9_]+)\s*([<>])\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
 
@@ -90,6 +92,11 @@ class ScoreConfig(ScoreSettings):
             raise ConfigError("score.min_history_windows: must be <= score.history_windows")
         if self.critical_threshold < self.threshold:
             raise ConfigError("score.critical_threshold: must be from score.threshold to 1")
+        unknown = sorted(set(self.two_sided) - set(FEATURES))
+        if unknown:
+            raise ConfigError(f"score.two_sided: {unknown[0]!r} is not one of {', '.join(FEATURES)}")
+        if any(season <= 0 for season in self.seasons_s):
+            raise ConfigError("score.seasons_s: every season must be > 0 seconds")
         if self.retry_initial_s > self.retry_max_s:
             raise ConfigError("score.retry_initial_s: must be <= score.retry_max_s")
         _ = self.predict  # ConfigError for a rule that does not parse

@@ -15,8 +15,8 @@ import pyarrow as pa
 
 from agents.alerting import FEATURE_TEXT, AlertPolicy, AlertTracker, WindowSignal
 from agents.cardinality import CardinalityLimiter
-from agents.score.config import ScoreConfig
-from agents.score.detector import FEATURES, RobustDetector, Score
+from agents.score.config import FEATURES, ScoreConfig
+from agents.score.detector import LEVEL_SHIFT, Detector, Score
 from agents.score.features import (
     SERVICE_WIDE,
     Exemplar,
@@ -54,7 +54,17 @@ def describe_score(reason: str, f: WindowFeatures, score: Score) -> str:
     """'p95 latency 812.0 ms vs baseline 41.0 ms (z 18.2)': the feature behind a score, in words."""
     if not reason:
         return ""
-    base, z = score.baseline.get(reason), score.z.get(reason, 0.0)
+    return f"{FEATURE_TEXT[reason]} {_versus(reason, f, score)} (z {max(min(score.z.get(reason, 0.0), 1e6), -1e6):.1f})"
+
+
+def describe_shift(f: WindowFeatures, score: Score, windows: int) -> str:
+    """'level shift: p95 latency 160.0 ms vs baseline 80.0 ms, learned after 30 windows'."""
+    reason = score.reason or "throughput"
+    return f"level shift: {FEATURE_TEXT[reason]} {_versus(reason, f, score)}, learned after {windows} windows"
+
+
+def _versus(reason: str, f: WindowFeatures, score: Score) -> str:
+    base = score.baseline.get(reason)
     if reason == "error_rate":
         now, then = f"{(f.error_rate or 0) * 100:.1f} %", f"{(base or 0) * 100:.1f} %"
     elif reason == "throughput":
@@ -62,7 +72,7 @@ def describe_score(reason: str, f: WindowFeatures, score: Score) -> str:
     else:
         value = f.p50_ms if reason == "latency_p50" else f.p95_ms
         now, then = f"{value or 0:.1f} ms", f"{base or 0:.1f} ms"
-    return f"{FEATURE_TEXT[reason]} {now} vs baseline {then} (z {min(z, 1e6):.1f})"
+    return f"{now} vs baseline {then}"
 
 
 def _exemplar(agg: WindowAggregate, reason: str) -> Exemplar:
@@ -79,7 +89,7 @@ class ScoreEngine:
         self.window_ns = config.window_ns
         self.clock = WindowClock(int(config.lateness_s * NS_PER_S), config.idle_partition_s)
         self.windows: dict[int, dict[Key, WindowAggregate]] = {}
-        self.detectors: dict[Key, RobustDetector] = {}
+        self.detectors: dict[Key, Detector] = {}
         self.last_seen: dict[Key, int] = {}
         self.tracker = AlertTracker(AlertPolicy(config.threshold, config.critical_threshold, config.fire_windows,
                                                 config.resolve_windows, config.api_url.rstrip("/")))
@@ -217,12 +227,14 @@ class ScoreEngine:
             f = features_of(agg)
             detector = self.detectors.get(key)
             if detector is None:
-                detector = self.detectors[key] = RobustDetector(self.config)
-            score = detector.score(f)
-            learned = detector.learn(f, score)
+                detector = self.detectors[key] = Detector(self.config)
+            score = detector.score(f, start_ns)
+            learned = detector.learn(f, score, start_ns)
             if agg.spans:
                 self.last_seen[key] = window
             detail = describe_score(score.reason, f, score)
+            if learned == LEVEL_SHIFT:  # the one annotation of a new level; the alert resolves
+                detail = describe_shift(f, score, self.config.max_frozen_windows)
             by_service.setdefault((key[0], key[1]), []).append((key, score, agg, detail))
             row = self._row(key, start_ns, f, score, learned, _exemplar(agg, score.reason), detail)
             out.rows.append(row)
@@ -267,20 +279,20 @@ class ScoreEngine:
                                                      explains=tuple(effects.get(service, ())))
         return signals
 
-    def _row(self, key: Key, start_ns: int, f: WindowFeatures, score: Score, learned: bool, exemplar: Exemplar,
+    def _row(self, key: Key, start_ns: int, f: WindowFeatures, score: Score, learned: int, exemplar: Exemplar,
              detail: str) -> dict[str, Any]:
         row: dict[str, Any] = {
             "Timestamp": start_ns, "WindowSeconds": self.config.window_s, "Tenant": key[0],
             "ServiceName": key[1], "SpanName": key[2], "Spans": f.spans, "Errors": f.errors,
             "ErrorRate": f.error_rate, "P50Ms": f.p50_ms, "P95Ms": f.p95_ms,
-            "Score": score.score, "Reason": score.reason, "Detail": detail,
-            "Learned": int(learned), "Warming": int(score.warming),
+            "Score": score.score, "Reason": "level_shift" if learned == LEVEL_SHIFT else score.reason,
+            "Detail": detail, "Learned": learned, "Warming": int(score.warming),
             "ExemplarCorrelationId": exemplar[0], "ExemplarTraceId": exemplar[1],
             "AlertScore": 0.0, "AlertOperation": "", "AlertReason": "", "AlertCorrelationId": "",
             "AlertTraceId": "", "AlertDetail": "", "AlertInhibitedBy": [], "Callees": [],
         }
         for name in FEATURES:
-            row[_Z_COLUMNS[name]] = round(min(score.z[name], 1e9), 6)
+            row[_Z_COLUMNS[name]] = round(max(min(score.z[name], 1e9), -1e9), 6)
             row[_BASELINE_COLUMNS[name]] = score.baseline[name]
         return row
 
@@ -307,9 +319,10 @@ class ScoreEngine:
         signals: dict[tuple[str, str], list[WindowSignal]] = {}
         rows = list(rows)
         windows = {int(row["Timestamp"]) // self.window_ns for row in rows}
-        # Detectors and alert states need the last history + frozen windows; the predictor's
-        # series may reach further back.
-        first_detected = max(windows, default=0) - self.graph_windows
+        # Detectors replay the last restore_windows windows, alert states and the call graph
+        # need the last history + frozen ones; the predictor's series may reach further back.
+        last = max(windows, default=0)
+        first_detected = last - max(self.config.restore_windows, self.graph_windows)
         for row in rows:
             start_ns = int(row["Timestamp"])
             window = start_ns // self.window_ns
@@ -321,11 +334,11 @@ class ScoreEngine:
                 continue
             detector = self.detectors.get(key)
             if detector is None:
-                detector = self.detectors[key] = RobustDetector(self.config)
-            detector.restore(f, bool(row["Learned"]))
+                detector = self.detectors[key] = Detector(self.config)
+            detector.restore(f, int(row["Learned"]), start_ns)
             if f.spans:
                 self.last_seen[key] = max(window, self.last_seen.get(key, window))
-            if key[2] == SERVICE_WIDE:
+            if key[2] == SERVICE_WIDE and window > last - self.graph_windows:
                 signals.setdefault((key[0], key[1]), []).append(WindowSignal(
                     key[0], key[1], row["AlertOperation"], float(row["AlertScore"]), row["AlertReason"], start_ns,
                     start_ns + self.window_ns, row["AlertCorrelationId"], row["AlertTraceId"], row["AlertDetail"],

@@ -25,7 +25,8 @@ _RESTORE_COLUMNS = (
 
 def recent_windows(warehouse: Warehouse, config: ScoreConfig) -> list[dict[str, Any]]:
     """The stored windows (this window length) the stage needs, oldest first: the last
-    history_windows + max_frozen_windows before the newest stored one (detectors), or
+    restore_windows (detectors; at least history_windows + max_frozen_windows: alert
+    states and the call graph) before the newest stored one, or
     predict_history_windows when predicted alerts are on (their series)."""
     table = f"{warehouse.database}.{ANOMALIES_TABLE}"
     newest = warehouse.query(
@@ -33,7 +34,7 @@ def recent_windows(warehouse: Warehouse, config: ScoreConfig) -> list[dict[str, 
         "WHERE WindowSeconds = {w:UInt32}", {"w": config.window_s})
     if not newest or not int(newest[0]["n"]):
         return []
-    windows = config.history_windows + config.max_frozen_windows
+    windows = max(config.history_windows + config.max_frozen_windows, config.restore_windows)
     if config.predict:
         windows = max(windows, config.predict_history_windows)
     since = int(newest[0]["ts"]) - windows * config.window_ns

@@ -57,7 +57,8 @@ ALLOWED_TABLES: dict[str, AllowedTable] = {a.name: a for a in (
         "BaselineP50Ms", "BaselineP95Ms", "BaselineErrorRate", "BaselineSpans", "Learned", "Warming",
         "ExemplarCorrelationId", "ExemplarTraceId", "AlertScore", "AlertOperation", "AlertReason",
         "AlertCorrelationId", "AlertTraceId", "AlertDetail", "AlertInhibitedBy", "Callees", "ScoredAt"),
-        COLUMN_TENANT, "scored windows per service and operation; Score in [0, 1]"),
+        COLUMN_TENANT, "scored windows per service and operation; Score is -log10 of the tail probability, "
+        "anomalous from the threshold (6 by default); Learned = 2 with Reason 'level_shift' marks a new level"),
     AllowedTable(t.ALERTS_TABLE, (
         "Fingerprint", "StartsAt", "Status", "AlertName", "Tenant", "ServiceName", "Operation", "Severity",
         "Predicted", "CorrelationId", "Score", "EndsAt", "UpdatedAt", "Labels", "Annotations", "GeneratorURL"),

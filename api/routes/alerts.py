@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from agents.alerting import AlertPolicy, AlertTracker, WindowSignal
 from agents.score.config import ScoreConfig
-from agents.score.detector import RobustDetector
+from agents.score.detector import Detector
 from agents.score.features import WindowFeatures
 from agents.score.forecast import (
     METRICS,
@@ -124,7 +124,7 @@ async def list_anomalies(request: Request) -> Response:
     time = _time(q, request)
     page = p.page(q, rt.limits)
     f = AnomalyFilter(time, _optional_name(q, "service"), _optional_name(q, "operation"),
-                      p.float_value(q["min_score"], "min_score", 0.0, 1.0) if "min_score" in q else 0.0)
+                      p.float_value(q["min_score"], "min_score", 0.0, 1e12) if "min_score" in q else 0.0)
     rows = await anomaly_rows(rt.warehouse, rt.scope(request), f, page)
     items = [anomaly_json(r, _api_url(request)) for r in rows]
     return JsonResponse({"time_range": _window(time), "anomalies": items,
@@ -217,7 +217,7 @@ async def detect(request: Request) -> Response:
                                  MAX_WINDOWS + 1)
     by_window = {int(r["bucket_ns"]) // step_ns: r for r in rows}
     config = _config(request).replace(window_s=window_s)
-    detector = RobustDetector(config)
+    detector = Detector(config)
     tracker = AlertTracker(AlertPolicy(config.threshold, config.critical_threshold, config.fire_windows,
                                        config.resolve_windows, _api_url(request)))
     windows: list[Row] = []
@@ -225,8 +225,8 @@ async def detect(request: Request) -> Response:
     for index in range(first, last + 1):
         row = by_window.get(index)
         f = _features(row)
-        score = detector.score(f)
-        detector.learn(f, score)
+        score = detector.score(f, index * step_ns)
+        detector.learn(f, score, index * step_ns)
         detail = describe_score(score.reason, f, score)
         cid, trace = ("", "") if row is None else (
             (row["error_cid"], row["error_trace"]) if score.reason == "error_rate" and row["error_cid"]

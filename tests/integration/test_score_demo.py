@@ -121,7 +121,14 @@ async def test_demo_faults_alert_on_their_service_once_and_a_restart_keeps_the_m
         return len(detector.history) if detector else 0
 
     # Steady traffic: the baseline, then windows scored against it; then a restart.
-    await wait_until(lambda: learned(workers[0]) >= CONFIG.min_history_windows + 8, 120, "a learned baseline")
+    def progress() -> str:
+        assert workers[0].score is not None
+        engine = workers[0].score.engine
+        detector = engine.detectors.get(key)
+        return (f"a learned baseline (closed through {engine.closed_through}; {SLOW}: "
+                f"{learned(workers[0])} learned, {len(detector.frozen) if detector else 0} frozen)")
+
+    await wait_until(lambda: learned(workers[0]) >= CONFIG.min_history_windows + 8, 120, progress)
     await workers[0].stop()
     workers.append(build_worker(with_stage(settings, score=CONFIG), kafka_bootstrap, warehouse, app_id=unique))
     await workers[1].start()
@@ -145,8 +152,15 @@ async def test_demo_faults_alert_on_their_service_once_and_a_restart_keeps_the_m
                      lambda: f"both alerts firing (seen: {feed.summary()})")
     recovered = demo.switch(Faults())
     await wait_until(lambda: closed_past(recovered, CONFIG.resolve_windows + 2), 150, "the recovery's windows closed")
+    def latest(service: str) -> list[tuple[str, str, float, str]]:
+        return [(r["start"], r["SpanName"], r["AlertScore"], r["Detail"]) for r in warehouse.query(
+            f"SELECT toString(Timestamp) AS start, SpanName, AlertScore, Detail FROM "
+            f"{warehouse.database}.ollystack_anomalies FINAL WHERE ServiceName = {{s:String}} AND SpanName = '' "
+            "ORDER BY Timestamp DESC LIMIT 6", {"s": service})]
+
     await wait_until(lambda: feed.of(SLOW, "resolved") and feed.of(FAILING, "resolved"), 30,
-                     lambda: f"both resolved (seen: {feed.summary()})")
+                     lambda: f"both resolved (seen: {feed.summary()}; latest windows: {latest(SLOW)}, "
+                             f"{latest(FAILING)})")
 
     seen = [(a.labels["service"], a.status, a.annotations["feature"],
              round(windows(a.updated_at_ns - (started if a.status == "firing" else recovered)), 1))

@@ -126,8 +126,8 @@ def test_restore_from_stored_rows_continues_like_the_engine_that_wrote_them() ->
     restored = ScoreEngine(CONFIG)
     restored.restore(rows, live.open_alerts())
     assert restored.closed_through == live.closed_through
-    assert {k: list(d.history) for k, d in restored.detectors.items()} == \
-        {k: list(d.history) for k, d in live.detectors.items()}
+    # Every detector is rebuilt exactly: level, spread, seasons, evidence, frozen windows.
+    assert {k: vars(d) for k, d in restored.detectors.items()} == {k: vars(d) for k, d in live.detectors.items()}
     # Records of windows scored before the restart, read again, are skipped and not late.
     restored.add_table(0, window_spans(NORMAL, "steady"), now_s=0.0, now_ns=NOW_NS)
     assert (restored.reread_spans, restored.late_spans) == (40, 0)
@@ -148,13 +148,15 @@ def test_held_records_are_released_when_their_windows_close() -> None:
 
 
 @pytest.mark.parametrize("change, field", [
-    ({"window_s": 0}, "score.window_s"), ({"threshold": 1.5}, "score.threshold"),
-    ({"critical_threshold": 0.2}, "score.critical_threshold"),
+    ({"window_s": 0}, "score.window_s"), ({"threshold": -1.0}, "score.threshold"),
+    ({"critical_threshold": 2.0}, "score.critical_threshold"),
     ({"min_history_windows": 50}, "score.min_history_windows"),
     ({"alertmanager_url": "ftp://am"}, "score.alertmanager_url"), ({"lateness_s": -1.0}, "score.lateness_s"),
-    ({"z_half": float("nan")}, "score.z_half"),
+    ({"season_alpha": float("nan")}, "score.season_alpha"), ({"two_sided": "latency"}, "score.two_sided"),
+    ({"seasons_s": (0,)}, "score.seasons_s"),
     ({"bogus": 1}, "score.bogus"), ({"predict_rules": ("p99>1",)}, "score.predict_rules"),
-], ids=["window", "threshold", "critical", "history", "alertmanager-scheme", "lateness", "nan", "unknown",
+], ids=["window", "threshold", "critical", "history", "alertmanager-scheme", "lateness", "nan", "two-sided-name",
+        "season", "unknown",
         "predict-rule"])
 def test_config_errors_name_the_field(change: dict[str, Any], field: str) -> None:
     from core.errors import ConfigError
@@ -178,3 +180,13 @@ def test_settings_give_the_config_and_its_links() -> None:
 
     config = ScoreConfig.from_settings(Settings.model_validate({"host": "10.0.0.5", "api": {"port": 9000}}))
     assert config.api_url == "http://10.0.0.5:9000" and config.window_s == 60
+
+
+def test_a_lasting_level_shift_alerts_once_then_is_annotated_once_and_resolves() -> None:
+    config = CONFIG.replace(max_frozen_windows=8)
+    engine = ScoreEngine(config)
+    closed = feed(engine, range(40), {"checkout": lambda w: {"latency_ms": 120.0} if w >= NORMAL else {}})
+    assert [(s, status) for s, status, _ in alerts_of(closed)] == [("checkout", "firing"), ("checkout", "resolved")]
+    shifts = [r for c in closed for r in c.rows if r["Reason"] == "level_shift" and r["SpanName"] == ""]
+    assert len(shifts) == 1 and shifts[0]["Learned"] == 2
+    assert shifts[0]["Detail"].startswith("level shift: ") and "learned after 8 windows" in shifts[0]["Detail"]
