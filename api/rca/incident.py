@@ -90,6 +90,11 @@ def _anomaly(data: IncidentData, service: str) -> float:
     return peak.score if peak is not None else 0.0
 
 
+def _anomaly_share(data: IncidentData, service: str) -> float:
+    """The peak score against the alert threshold, capped at 1: whatever scale the score stage uses."""
+    return min(1.0, _anomaly(data, service) / data.threshold) if data.threshold > 0 else 0.0
+
+
 def kind_of(data: IncidentData, service: str, signal: TraceSignal | None = None) -> Kind:
     """error or latency from the traces when they show it, else from the peak window's feature."""
     signal = signal or trace_signal(data.window.get(service), data.baseline.get(service))
@@ -122,13 +127,12 @@ def rank_rules(data: IncidentData) -> dict[str, float]:
     deepest = max(depths.values(), default=0) + 1
     out = {}
     for service in data.services():
-        score = _anomaly(data, service)
         if service in anomalous and service not in explained and anomalous[service] != "throughput":
-            out[service] = 2 + (depths.get(service, 0) + score) / (deepest + 1)
+            out[service] = 2 + (depths.get(service, 0) + _anomaly_share(data, service)) / (deepest + 1)
         elif service in anomalous:
-            out[service] = 1 + score / 2
+            out[service] = 1 + _anomaly_share(data, service) / 2
         else:
-            out[service] = score / 2
+            out[service] = _anomaly_share(data, service) / 2
     return out
 
 
@@ -137,7 +141,8 @@ def rank_pagerank(data: IncidentData) -> dict[str, float]:
     graph = data.graph()
     if not graph:
         return {}
-    score = {s: _anomaly(data, s) + 1e-3 for s in graph}
+    # Scores over the threshold, uncapped: how much more anomalous one service is matters here.
+    score = {s: (_anomaly(data, s) / data.threshold if data.threshold > 0 else 0.0) + 1e-3 for s in graph}
     walk: nx.DiGraph[str] = nx.DiGraph()
     walk.add_nodes_from(graph)
     for caller, callee in graph.edges:
@@ -165,7 +170,7 @@ def rank_combined(data: IncidentData) -> dict[str, float]:
     explained = data.explained()
     out = {}
     for service, sig in signals(data).items():
-        anomaly = min(1.0, _anomaly(data, service))
+        anomaly = _anomaly_share(data, service)
         if service in explained:
             anomaly *= MUTED
         out[service] = (sig.strength + ANOMALY_WEIGHT * anomaly) / (1 + ANOMALY_WEIGHT)
