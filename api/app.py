@@ -21,6 +21,7 @@ from api.routes import (
     correlations,
     exemplars,
     health,
+    incidents,
     logs,
     metric_series,
     nlq,
@@ -73,7 +74,7 @@ def create_app(
     app = Starlette(
         routes=[*health.ROUTES, *correlate.ROUTES, *traces.ROUTES, *logs.ROUTES, *services.ROUTES,
                 *exemplars.ROUTES, *metric_series.ROUTES, *alerts.ROUTES, *correlations.ROUTES,
-                *rca.ROUTES, *nlq.ROUTES],
+                *rca.ROUTES, *nlq.ROUTES, *incidents.ROUTES],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(TenantAuth, keys=settings.api.keys),

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.openapi_params import CORRELATION_ID, TRACE_ID, error_responses, json_content
+from api.openapi_incidents import INCIDENT_DOC, INCIDENT_RCA_BODY
+from api.openapi_params import CORRELATION_ID, OBJECT, TRACE_ID, error_responses, json_content
 from api.openapi_schemas import BOOL, INT, NUM, RANGE, STR, TS, Schema, array, nullable, obj, ref
 
 # The routes' paths (api/routes/rca.py); the analysis routes' own test checks they agree.
@@ -28,8 +29,8 @@ ANALYSIS_DOC = (
     "none of whose children failed (the first cause), chosen per failing trace; over several traces, the "
     "origin most of them share. root_cause is the error origin when a span failed, else the span with the "
     "most self time on the critical path; confidence: " + CONFIDENCE_DOC + ". The body chooses the analysis: "
-    "correlation_id or trace_id (exactly one); incident keys (start, end, service, alert_fingerprint) answer "
-    "400 until incident analysis is available.")
+    "correlation_id or trace_id (exactly one) for a request; start (and end) or alert_fingerprint for an "
+    "incident (analysis \"incident\"): " + INCIDENT_DOC)
 
 RCA_SCHEMAS: dict[str, Schema] = {
     "RequestAnalysis": obj({
@@ -79,12 +80,14 @@ def _operation() -> Schema:
          "properties": {"correlation_id": CORRELATION_ID}},
         {"type": "object", "additionalProperties": False, "required": ["trace_id"],
          "properties": {"trace_id": TRACE_ID}},
+        INCIDENT_RCA_BODY,
     ]}
     return {"post": {
         "summary": "Root-cause analysis of a request: critical path, error origin, root cause, evidence",
         "description": ANALYSIS_DOC, "parameters": [],
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-        "responses": {"200": json_content(ref("RequestAnalysis"), "OK"), **error_responses(404)},
+        "responses": {"200": json_content({"anyOf": [ref("RequestAnalysis"), OBJECT]},
+                                          "RequestAnalysis, or an incident analysis"), **error_responses(404)},
     }}
 
 

@@ -43,6 +43,7 @@ BASE_FAILURE_RATES = {"payment-service": 0.05, "inventory-service": 0.03}
 BASE_LATENCY_MS = {"api-gateway": 3.0, "order-service": 8.0, "payment-service": 40.0,
                    "notification-service": 5.0, "inventory-service": 4.0}
 SLOW_EXTRA_MS = 300.0
+FLUSH_EVERY_FLOWS = 50  # fast-forward: flows between waits for the exporters
 NETWORK_MS = 1.0
 PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 
@@ -61,9 +62,14 @@ class Faults:
 
     slow: frozenset[str] = frozenset()
     fail: Mapping[str, float] = field(default_factory=dict)
+    slow_ms: Mapping[str, float] = field(default_factory=dict)  # extra ms per slow service (default SLOW_EXTRA_MS)
 
     def failure_rate(self, service: str) -> float:
         return self.fail.get(service, BASE_FAILURE_RATES.get(service, 0.0))
+
+    def extra_ms(self, service: str) -> float:
+        """The typical extra latency of a slow ``service`` (0 when it is not slow)."""
+        return self.slow_ms.get(service, SLOW_EXTRA_MS) if service in self.slow else 0.0
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ class FlowPlan:
 def plan_flow(rng: random.Random, faults: Faults) -> FlowPlan:
     """Draw one flow: about half carry a correlation ID; latencies; which services fail."""
     latency = {s: rng.uniform(0.5, 1.5) * BASE_LATENCY_MS[s]
-               + (rng.uniform(1.0, 1.3) * SLOW_EXTRA_MS if s in faults.slow else 0.0) for s in SERVICES}
+               + (rng.uniform(1.0, 1.3) * faults.extra_ms(s) if s in faults.slow else 0.0) for s in SERVICES}
     failed = frozenset(s for s in SERVICES if rng.random() < faults.failure_rate(s))
     return FlowPlan(rng.random() < 0.5, rng.randrange(10**6), latency, failed)
 
@@ -204,6 +210,10 @@ class _Service:
         self.logger.emit(timestamp=t_ns, context=ctx, severity_number=severity,
                          severity_text=severity.name.rstrip("0123456789"), body=body, attributes=attrs)
 
+    def flush(self) -> None:
+        self.tracer_provider.force_flush()
+        self.logger_provider.force_flush()
+
     def shutdown(self) -> None:
         for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
             provider.shutdown()
@@ -224,9 +234,9 @@ class _Topology:
     def __init__(self, services: dict[str, _Service]) -> None:
         self.services = services
 
-    def flow(self, plan: FlowPlan) -> bool:
-        """Emit one user flow starting now; True when it succeeded."""
-        api, start = self.services["api-gateway"], time.time_ns()
+    def flow(self, plan: FlowPlan, start_ns: int | None = None) -> bool:
+        """Emit one user flow starting at ``start_ns`` (default now); True when it succeeded."""
+        api, start = self.services["api-gateway"], time.time_ns() if start_ns is None else start_ns
         ctx, cid = Context(), None
         if plan.with_correlation_id:
             cid = f"demo-{uuid.uuid4().hex[:16]}"
@@ -240,8 +250,9 @@ class _Topology:
                                  plan, self._order)
         t, stock_ok = self._call(api, edge_ctx, "inventory-service", "GET /stock", t, plan, self._inventory)
         end = t + _ms(plan.latency_ms["api-gateway"])
-        ok = order_ok and stock_ok
-        self._finish(api, edge, edge_ctx, "/checkout", start, end, 200 if ok else 502)
+        failed_here = "api-gateway" in plan.failed
+        ok = order_ok and stock_ok and not failed_here
+        self._finish(api, edge, edge_ctx, "/checkout", start, end, 500 if failed_here else 200 if ok else 502)
         return ok
 
     def _call(self, caller: _Service, ctx: Context, callee: str, route: str, t: int,
@@ -312,21 +323,44 @@ def _leaf(svc: _Service, ctx: Context, t: int, plan: FlowPlan) -> tuple[int, boo
 
 def run_demo(endpoint_grpc: str, endpoint_http: str, protocol: Protocol, rate_per_s: float,
              duration_s: float | None, faults: Faults | FaultSchedule = Faults(), *, seed: int | None = None,
-             stop: threading.Event | None = None) -> DemoResult:
+             stop: threading.Event | None = None, speedup: float | None = None,
+             stamped_from_ns: int | None = None) -> DemoResult:
     """Send ``rate_per_s`` flows a second for ``duration_s`` (None: until ``stop`` is set or
     Ctrl-C), then flush. ``faults`` apply throughout, or as a schedule of the seconds since
     the start says. The seed fixes every choice (latencies, failures, which flows carry
-    a correlation ID); trace and correlation IDs stay unique per run."""
+    a correlation ID); trace and correlation IDs stay unique per run.
+
+    ``speedup`` (needs ``duration_s``) fast-forwards a simulated clock: the run's
+    ``duration_s`` seconds of traffic are stamped as the ``duration_s`` seconds before the
+    call, or from ``stamped_from_ns`` on (backdated, so no span is ahead of the wall
+    clock), and sent ``speedup`` times faster than real time; the schedule sees the
+    simulated seconds. ValueError when ``speedup`` is not > 1 or no ``duration_s`` is given."""
+    if speedup is not None and (duration_s is None or not speedup > 1):
+        raise ValueError("speedup needs a duration_s and must be > 1")
     rng, stop = random.Random(seed), stop or threading.Event()
     schedule: FaultSchedule = (lambda _: faults) if isinstance(faults, Faults) else faults
     services = {name: _Service(name, protocol, endpoint_grpc, endpoint_http) for name in SERVICES}
     topology, result = _Topology(services), DemoResult()
     started = next_at = time.monotonic()
+    if stamped_from_ns is None:
+        stamped_from_ns = time.time_ns() - int((duration_s or 0) * 1e9)
     try:
-        while not stop.is_set() and (duration_s is None or time.monotonic() - started < duration_s):
+        while not stop.is_set():
+            if speedup is None:
+                elapsed_s, stamp_ns = time.monotonic() - started, None
+            else:
+                elapsed_s = result.flows / rate_per_s
+                stamp_ns = stamped_from_ns + int(elapsed_s * 1e9)
+            if duration_s is not None and elapsed_s >= duration_s:
+                break
             result.flows += 1
-            result.failed_flows += not topology.flow(plan_flow(rng, schedule(time.monotonic() - started)))
-            next_at += 1.0 / rate_per_s
+            result.failed_flows += not topology.flow(plan_flow(rng, schedule(elapsed_s)), stamp_ns)
+            if speedup is not None and result.flows % FLUSH_EVERY_FLOWS == 0:
+                # Fast-forwarded flows can come faster than the exporters send on a busy
+                # machine, and a full SDK queue drops spans silently: wait for the exports.
+                for svc in services.values():
+                    svc.flush()
+            next_at += 1.0 / rate_per_s / (speedup or 1.0)
             stop.wait(max(0.0, next_at - time.monotonic()))
     except KeyboardInterrupt:
         pass

@@ -16,6 +16,7 @@ from api.queries.correlation import CorrelationRows
 from api.queries.trace_rows import load_trace
 from api.rca.request import analyze_request
 from api.responses import JsonResponse, NotFoundError
+from api.routes.incidents import incident_rca
 from api.runtime import runtime
 
 BODY_MAX_BYTES = 16 * 1024
@@ -88,9 +89,8 @@ async def request_analysis(request: Request, body: dict[str, Any]) -> Response:
 
 
 async def incident_analysis(request: Request, body: dict[str, Any]) -> Response:
-    """Incident analysis over a window or an alert: not built yet, so a 400 that says so."""
-    raise p.ParamError("body", "incident analysis (start, end, service, alert_fingerprint) is not available "
-                               "yet; analyse a request with correlation_id or trace_id")
+    """Incident analysis over a window or an alert (api/routes/incidents.py)."""
+    return await incident_rca(request, body)
 
 
 async def dispatch(request: Request) -> Response:

@@ -101,8 +101,8 @@ BAD_BODIES = [
     ("markup in an ID", b'{"correlation_id": "<script>alert(1)</script>"}', "correlation_id", "not a valid"),
     ("both IDs", b'{"correlation_id": "a", "trace_id": "' + b"a" * 32 + b'"}', "body", "not both"),
     ("an unknown field", b'{"correlation_id": "a", "depth": 3}', "depth", "unknown field"),
-    ("an incident", b'{"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z"}', "body",
-     "incident analysis"),
+    ("an incident window too long", b'{"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}', "start",
+     "longer than"),
     ("too large", b'{"correlation_id": "' + b"a" * 20_000 + b'"}', "body", "larger than"),
 ]
 

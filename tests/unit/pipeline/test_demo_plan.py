@@ -11,6 +11,7 @@ from pipeline.demo import (
     FaultWindow,
     demo_main,
     plan_flow,
+    run_demo,
     service_name,
 )
 
@@ -70,3 +71,20 @@ def test_bad_flags_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixtur
         demo_main(argv)
     assert info.value.code == 2
     assert "usage: ollystack demo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra_ms", [20.0, 80.0, 300.0], ids=["slow-20ms", "slow-80ms", "slow-300ms"])
+def test_a_slow_service_takes_its_own_extra_latency(extra_ms: float) -> None:
+    faults = Faults(slow=frozenset({"payment-service"}), slow_ms={"payment-service": extra_ms})
+    plans = _plans(4, faults, 500)
+    assert min(p.latency_ms["payment-service"] for p in plans) >= extra_ms
+    assert max(p.latency_ms["payment-service"] for p in plans) <= 1.3 * extra_ms + 60
+    assert Faults(slow_ms={"payment-service": extra_ms}).extra_ms("payment-service") == 0.0
+
+
+@pytest.mark.parametrize(("kwargs"), [{"speedup": 10.0}, {"speedup": 1.0, "duration_s": 5.0}],
+                         ids=["no-duration", "no-speedup"])
+def test_fast_forward_needs_a_duration_and_a_speedup(kwargs: dict[str, float]) -> None:
+    args = {"duration_s": None, **kwargs}
+    with pytest.raises(ValueError, match="speedup"):
+        run_demo("http://127.0.0.1:1", "http://127.0.0.1:1", "grpc", 1.0, args.pop("duration_s"), **args)
