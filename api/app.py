@@ -21,7 +21,6 @@ from api.routes import (
     correlations,
     exemplars,
     health,
-    incidents,
     logs,
     metric_series,
     nlq,
@@ -70,11 +69,12 @@ def create_app(
         cache=TtlCache[CorrelationRows](ttl_s=cache_ttl_s, max_entries=CACHE_MAX_ENTRIES,
                                         max_rows=CACHE_MAX_ROWS),
         clock_ns=clock_ns,
+        score=ScoreConfig.from_settings(settings),
     )
     app = Starlette(
         routes=[*health.ROUTES, *correlate.ROUTES, *traces.ROUTES, *logs.ROUTES, *services.ROUTES,
                 *exemplars.ROUTES, *metric_series.ROUTES, *alerts.ROUTES, *correlations.ROUTES,
-                *rca.ROUTES, *nlq.ROUTES, *incidents.ROUTES],
+                *rca.ROUTES, *nlq.ROUTES],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(TenantAuth, keys=settings.api.keys),
@@ -84,7 +84,6 @@ def create_app(
     app.state.settings = settings
     app.state.warehouse = warehouse
     app.state.runtime = runtime
-    app.state.score_config = ScoreConfig.from_settings(settings)
     # The language model (None: not configured) and the chat assistant's tools, which
     # other analyses extend with app.state.chat_tools.register(...).
     app.state.llm = client_from_settings(settings.llm)

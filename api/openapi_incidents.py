@@ -58,7 +58,7 @@ def _post(summary: str, body: Schema, doc: str) -> dict[str, Any]:
 
 
 def incident_paths() -> dict[str, Any]:
-    """The path of api/routes/incidents.py (merged into the document by api/openapi.py)."""
+    """The causal path of api/routes/rca.py (merged into the document by api/openapi.py)."""
     return {
         "/api/v1/causal/analyze": _post("Causal chain, counterfactual and event chain of an incident",
                                         CAUSAL_BODY, CAUSAL_DOC),

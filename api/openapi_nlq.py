@@ -6,7 +6,7 @@ from typing import Any
 from api.nlq.chat import CHAT_ROLES, MAX_MESSAGE_CHARS, MAX_MESSAGES
 from api.nlq.guard import MAX_SQL_CHARS
 from api.nlq.nlq import MAX_QUESTION_CHARS
-from api.openapi_params import json_content
+from api.openapi_params import error_responses, json_content
 from api.openapi_schemas import BOOL, INT, STR, Schema, array, nullable, obj, ref
 
 GUARD_DOC = (
@@ -79,8 +79,12 @@ def enhanced_paths(body: Schema, findings: Schema) -> dict[str, Any]:
     """The /api/v1/rca/enhanced paths for the route api/routes/explain.py builds: ``body`` is
     the analysis' request schema, ``findings`` its answer's (an ``explanation`` is added)."""
     answer = {"allOf": [findings, obj({"explanation": ref("Explanation")})]}
-    operation = _post("An analysis and its explanation for an on-call engineer", body, answer,
-                      "The findings are computed from the data; a language model (OLLYSTACK_LLM_MODEL) only "
-                      "explains them, and names it uses that the findings do not hold are listed under "
-                      "unsupported_claims. With no model, or a failing one, explained_by is 'rules'.")
+    operation = {"post": {
+        "summary": "An analysis and its explanation for an on-call engineer", "parameters": [],
+        "description": "The findings are computed from the data; a language model (OLLYSTACK_LLM_MODEL) only "
+                       "explains them, and names it uses that the findings do not hold are listed under "
+                       "unsupported_claims. With no model, or a failing one, explained_by is 'rules': the "
+                       "answer never fails because of the model.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {"200": json_content(answer, "the findings with an explanation"), **error_responses(404)}}}
     return {"/api/v1/rca/enhanced": operation, "/api/v1/ai/rca/enhanced": operation}

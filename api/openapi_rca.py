@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.openapi_incidents import INCIDENT_DOC, INCIDENT_RCA_BODY
+from api.openapi_nlq import enhanced_paths
 from api.openapi_params import CORRELATION_ID, OBJECT, TRACE_ID, error_responses, json_content
 from api.openapi_schemas import BOOL, INT, NUM, RANGE, STR, TS, Schema, array, nullable, obj, ref
 
@@ -74,23 +75,30 @@ RCA_SCHEMAS: dict[str, Schema] = {
 }
 
 
-def _operation() -> Schema:
-    body = {"oneOf": [
+def _body() -> Schema:
+    return {"oneOf": [
         {"type": "object", "additionalProperties": False, "required": ["correlation_id"],
          "properties": {"correlation_id": CORRELATION_ID}},
         {"type": "object", "additionalProperties": False, "required": ["trace_id"],
          "properties": {"trace_id": TRACE_ID}},
         INCIDENT_RCA_BODY,
     ]}
+
+
+ANSWER: Schema = {"anyOf": [ref("RequestAnalysis"), OBJECT]}
+
+
+def _operation() -> Schema:
     return {"post": {
         "summary": "Root-cause analysis of a request: critical path, error origin, root cause, evidence",
         "description": ANALYSIS_DOC, "parameters": [],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-        "responses": {"200": json_content({"anyOf": [ref("RequestAnalysis"), OBJECT]},
-                                          "RequestAnalysis, or an incident analysis"), **error_responses(404)},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _body()}}},
+        "responses": {"200": json_content(ANSWER, "RequestAnalysis, or an incident analysis"),
+                      **error_responses(404)},
     }}
 
 
 def rca_paths() -> dict[str, Any]:
-    """The paths of the analysis routes (merged into the document by api/openapi.py)."""
-    return {path: _operation() for path in PATHS}
+    """The paths of the analysis routes, the explained one included (merged into the
+    document by api/openapi.py)."""
+    return {**{path: _operation() for path in PATHS}, **enhanced_paths(_body(), ANSWER)}

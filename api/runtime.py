@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from agents.score.config import ScoreConfig
 from api.cache import TtlCache
 from api.params import Limits
 from api.queries.correlation import CorrelationRows, load_correlation
@@ -22,6 +23,7 @@ class ApiRuntime:
     limits: Limits = field(default_factory=Limits)
     cache: TtlCache[CorrelationRows] = field(default_factory=TtlCache)
     clock_ns: Callable[[], int] = time.time_ns
+    score: ScoreConfig = field(default_factory=ScoreConfig)  # windows and thresholds the alerts and RCA read
 
     def scope(self, request: Request) -> QueryScope:
         """The query scope of ``request``: this database, and the tenant its key maps to."""

@@ -97,7 +97,8 @@ def _correlate(args: argparse.Namespace, settings: Settings) -> int:
 def _rca(args: argparse.Namespace, settings: Settings) -> int:
     from api.rca_cli import rca_main
 
-    return rca_main(settings, args.correlation_id, args.trace_id, args.json)
+    return rca_main(settings, args.correlation_id, args.trace_id, args.json, service=args.service, since=args.since,
+                    alert=args.alert)
 
 
 def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -150,9 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     correlate.add_argument("correlation_id")
     correlate.add_argument("--json", action="store_true", help="print JSON instead of tables")
     correlate.set_defaults(run=_correlate)
-    rca = sub.add_parser("rca", help="why a request was slow or failed: critical path, error origin, root cause")
+    rca = sub.add_parser("rca", help="why a request was slow or failed (critical path, error origin), "
+                         "or which service caused an incident")
     rca.add_argument("correlation_id", nargs="?", help="the request's correlation ID")
     rca.add_argument("--trace-id", help="analyse this trace instead (32 hex digits)")
+    rca.add_argument("--service", help="an incident: the service whose symptoms to explain")
+    rca.add_argument("--since", help="an incident: the window back from now, such as 15m, 2h (default 15m)")
+    rca.add_argument("--alert", metavar="FINGERPRINT", help="an incident: the window and service of this alert")
     rca.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
     rca.set_defaults(run=_rca)
     # The demo has its own options (pipeline/demo.py); everything after `demo` goes to it.

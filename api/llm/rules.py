@@ -40,10 +40,13 @@ def _summary(findings: Mapping[str, Any]) -> str:
 def _evidence(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     evidence = findings.get("evidence")
+    if isinstance(evidence, Mapping) and isinstance(evidence.get("items"), list):
+        evidence = evidence["items"]  # a request analysis: {services, span_ids, trace_ids, items}
     items = evidence if isinstance(evidence, list) else [evidence] if isinstance(evidence, Mapping) else []
     for item in items[:_MAX_EVIDENCE]:
         if isinstance(item, Mapping):
-            claim = _text(item.get("finding") or item.get("claim") or item.get("kind") or item.get("detail"))
+            claim = _text(item.get("claim") or item.get("description") or item.get("finding") or item.get("kind")
+                          or item.get("detail"))
             entry: dict[str, Any] = {"claim": claim or "supporting data"}
             for key in ("service", "span_id", "trace_id"):
                 if item.get(key):

@@ -17,8 +17,11 @@ from api.llm.findings import CHARS_PER_TOKEN, excerpt
 from api.nlq.guard import Caps
 from api.nlq.nlq import QueryRefusedError, run_sql
 from api.nlq.schema import schema_text
+from api.params import ParamError
 from api.presentation.context import build_impact
 from api.queries.scope import QueryScope
+from api.rca.analyses import AnalysisContext, causal_findings, findings
+from api.responses import NotFoundError
 from api.runtime import ApiRuntime
 from core.errors import OllyStackError, WarehouseError
 
@@ -100,8 +103,31 @@ async def _run_sql(args: Mapping[str, Any], ctx: ChatContext) -> Any:
     return {"columns": answer.columns, "rows": answer.rows, "row_count": len(answer.rows)}
 
 
+def _analysis(run: Callable[[AnalysisContext, Mapping[str, Any]], Awaitable[Any]]) -> ToolHandler:
+    """A tool over one of the analyses (api/rca/analyses.py): its 400s and 404s go back to
+    the model as tool errors."""
+
+    async def handler(args: Mapping[str, Any], ctx: ChatContext) -> Any:
+        rt = ctx.runtime
+        analysis = AnalysisContext(rt.warehouse, ctx.scope, rt.limits, rt.clock_ns(), rt.score, rt.correlation)
+        try:
+            return await run(analysis, args)
+        except (ParamError, NotFoundError) as exc:
+            raise ToolError(str(exc)) from None
+
+    return handler
+
+
+_WINDOW_PROPERTIES = {
+    "start": {"type": "string", "description": "ISO-8601 date-time or Unix time in milliseconds"},
+    "end": {"type": "string", "description": "ISO-8601 date-time or Unix time in milliseconds (default: now)"},
+    "service": {"type": "string", "description": "the service whose symptoms to explain (optional)"},
+    "alert_fingerprint": {"type": "string", "description": "an alert's fingerprint, instead of start/end"},
+}
+
+
 def default_tools() -> ToolRegistry:
-    """The lookup and SQL tools; the RCA analyses register theirs on top."""
+    """The lookup, SQL and analysis tools; more can be registered on app.state.chat_tools."""
     registry = ToolRegistry()
     registry.register(ChatTool(
         "lookup_correlation", "Services, operations, errors and timings of one correlation ID (a request or flow).",
@@ -110,6 +136,18 @@ def default_tools() -> ToolRegistry:
     registry.register(ChatTool(
         "run_sql", "Run one read-only ClickHouse SELECT over the allowlisted tables and return its rows.",
         {"type": "object", "properties": {"sql": {"type": "string"}}, "required": ["sql"]}, _run_sql))
+    registry.register(ChatTool(
+        "analyze_request", "Root cause of one request: critical path, error origin and evidence. Give exactly one "
+        "of correlation_id or trace_id.",
+        {"type": "object", "properties": {"correlation_id": {"type": "string"}, "trace_id": {"type": "string"}}},
+        _analysis(findings)))
+    registry.register(ChatTool(
+        "analyze_incident", "Rank the services that may have caused an incident in a time window (or an alert's), "
+        "with the evidence for each.", {"type": "object", "properties": _WINDOW_PROPERTIES}, _analysis(findings)))
+    registry.register(ChatTool(
+        "causal_chain", "The chain from an incident's root cause to its symptoms, a counterfactual computed from "
+        "the traces, and the time-ordered events.", {"type": "object", "properties": _WINDOW_PROPERTIES},
+        _analysis(causal_findings)))
     return registry
 
 

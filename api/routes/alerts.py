@@ -7,13 +7,11 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from agents.alerting import AlertPolicy, AlertTracker, WindowSignal
-from agents.score.config import ScoreConfig
 from agents.score.detector import Detector
 from agents.score.features import WindowFeatures
 from agents.score.forecast import (
@@ -25,6 +23,7 @@ from agents.score.forecast import (
 )
 from agents.score.logic import describe_score
 from api import params as p
+from api.bodies import json_object, text_fields
 from api.presentation.alerts import (
     alert_json,
     anomaly_json,
@@ -68,11 +67,6 @@ PREDICT_FIELDS = frozenset({"metric", "threshold", "service", "horizon_minutes",
 DIRECTIONS = {"above": "above", "below": "below"}
 
 
-def _config(request: Request) -> ScoreConfig:
-    found = getattr(request.app.state, "score_config", None)
-    return found if isinstance(found, ScoreConfig) else ScoreConfig()
-
-
 def _api_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -83,26 +77,7 @@ def _optional_name(q: Mapping[str, str], name: str) -> str | None:
 
 async def _body(request: Request, allowed: frozenset[str], required: frozenset[str] = frozenset()) -> dict[str, str]:
     """A JSON object body as one text value per field (numbers as written), checked like query parameters."""
-    raw = await request.body()
-    if len(raw) > BODY_MAX_BYTES:
-        raise p.ParamError("body", f"larger than {BODY_MAX_BYTES} bytes")
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        raise p.ParamError("body", "not valid JSON") from None
-    if not isinstance(data, dict):
-        raise p.ParamError("body", "must be a JSON object")
-    out: dict[str, str] = {}
-    for name, value in data.items():
-        if name not in allowed:
-            shown = name[:64].encode("unicode_escape").decode()
-            raise p.ParamError(shown, f"unknown field; allowed: {', '.join(sorted(allowed))}")
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise p.ParamError(name, "must be a string or a number")
-        text = value if isinstance(value, str) else repr(value)
-        if len(text) > p.MAX_VALUE_CHARS:
-            raise p.ParamError(name, f"longer than {p.MAX_VALUE_CHARS} characters")
-        out[name] = text
+    out = text_fields(await json_object(request, allowed, max_bytes=BODY_MAX_BYTES))
     for name in sorted(required - set(out)):
         raise p.ParamError(name, "is required")
     return out
@@ -216,7 +191,7 @@ async def detect(request: Request) -> Response:
     rows = await service_buckets(rt.warehouse, rt.scope(request), time, window_s, service, operation,
                                  MAX_WINDOWS + 1)
     by_window = {int(r["bucket_ns"]) // step_ns: r for r in rows}
-    config = _config(request).replace(window_s=window_s)
+    config = runtime(request).score.replace(window_s=window_s)
     detector = Detector(config)
     tracker = AlertTracker(AlertPolicy(config.threshold, config.critical_threshold, config.fire_windows,
                                        config.resolve_windows, _api_url(request)))
@@ -335,7 +310,7 @@ async def services_health(request: Request) -> Response:
     rt = runtime(request)
     time = _time(q, request)
     rows = await service_health_rows(rt.warehouse, rt.scope(request), time, p.page(q, rt.limits).limit)
-    threshold = _config(request).threshold
+    threshold = runtime(request).score.threshold
     return JsonResponse({"time_range": _window(time), "services": [health_json(r, threshold) for r in rows]})
 
 
@@ -346,7 +321,7 @@ async def insights(request: Request) -> Response:
     time = _time(q, request)
     limit = p.int_value(q["limit"], "limit", 1, 100) if "limit" in q else 10
     scope = rt.scope(request)
-    threshold = _config(request).threshold
+    threshold = runtime(request).score.threshold
     firing = [alert_json(r) for r in await alert_rows(rt.warehouse, scope, AlertFilter(status="firing"),
                                                        p.Page(50, 0))]
     resolved = [alert_json(r) for r in await alert_rows(rt.warehouse, scope, AlertFilter(time, "resolved"),

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from api import params as p
+from api.bodies import json_object
 from api.llm.client import LlmClient, LlmError, LlmTimeoutError
 from api.nlq.chat import CHAT_ROLES, MAX_MESSAGE_CHARS, MAX_MESSAGES, ChatContext, ToolRegistry, run_chat
 from api.nlq.guard import MAX_SQL_CHARS
@@ -21,21 +21,8 @@ BODY_MAX_BYTES = 256 * 1024
 
 
 async def json_body(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
-    """The request's JSON object; ParamError (400) naming what is wrong with it."""
-    raw = await request.body()
-    if len(raw) > BODY_MAX_BYTES:
-        raise p.ParamError("body", f"larger than {BODY_MAX_BYTES} bytes")
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        raise p.ParamError("body", "not valid JSON") from None
-    if not isinstance(data, dict):
-        raise p.ParamError("body", "must be a JSON object")
-    for name in data:
-        if name not in allowed:
-            shown = name[:64].encode("unicode_escape").decode()
-            raise p.ParamError(shown, f"unknown field; allowed: {', '.join(sorted(allowed))}")
-    return data
+    """The request's JSON object (chat histories are larger than other bodies)."""
+    return await json_object(request, allowed, max_bytes=BODY_MAX_BYTES)
 
 
 def _text(data: dict[str, Any], name: str, max_chars: int) -> str:

@@ -93,7 +93,7 @@ def test_real_answers_match_the_documented_schema(warehouse: Warehouse) -> None:
 
 BAD_BODIES = [
     ("not JSON", b"{", "body", "not valid JSON"),
-    ("empty", b"", "body", "must be a JSON object"),
+    ("empty", b"", "body", "names nothing to analyse"),
     ("an array", b"[]", "body", "must be a JSON object"),
     ("nothing named", b"{}", "body", "names nothing to analyse"),
     ("a number for an ID", b'{"correlation_id": 5}', "correlation_id", "must be a string"),

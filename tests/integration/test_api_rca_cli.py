@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import orjson
 import pytest
-from test_api import TRACE_A, X, insert_scenario
+from test_api import T0, TRACE_A, X, columns, insert_scenario, span
 from test_cli import ollystack_env, run_cli
 
 from api.rca_cli import rca_main
@@ -76,3 +77,54 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path: Path, args: list[st
     done = run_cli(*args, env=ollystack_env(tmp_path))
     assert (done.returncode, done.stdout) == (2, "")
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def store_recent_failures(warehouse: Warehouse) -> None:
+    """Five requests a minute ago, frontend -> checkout -> payment, each failing in payment."""
+    at_ms = (time.time_ns() - 60 * 1_000_000_000 - T0) / 1e6
+    rows = []
+    for i in range(5):
+        trace = f"{i:032x}"
+        rows += [span(trace, f"{i:015x}a", "", at_ms + i, 50, "frontend", "GET /", "Server", f"r-{i}", "Error"),
+                 span(trace, f"{i:015x}b", f"{i:015x}a", at_ms + i + 1, 40, "checkout", "POST /buy", "Server",
+                      f"r-{i}", "Error"),
+                 span(trace, f"{i:015x}c", f"{i:015x}b", at_ms + i + 2, 30, "payment", "POST /charge", "Server",
+                      f"r-{i}", "Error", message="card processor down")]
+    warehouse.insert("otel_traces", columns(rows))
+
+
+def test_an_incident_of_the_last_minutes_ranks_the_service_where_errors_start(warehouse: Warehouse) -> None:
+    store_recent_failures(warehouse)
+    out, err = io.StringIO(), io.StringIO()
+    assert rca_main(Settings(), None, None, False, since="10m", warehouse=warehouse, out=out, err=err) == 0, err
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith("Root cause   error in payment POST /charge (confidence")
+    assert lines[lines.index("CANDIDATES") + 2].startswith("1    payment ")
+    out = io.StringIO()
+    assert rca_main(Settings(), None, None, True, service="frontend", since="10m", warehouse=warehouse, out=out) == 0
+    analysis = orjson.loads(out.getvalue())
+    assert analysis["analysis"] == "incident" and analysis["root_cause"]["service"] == "payment"
+    assert analysis["window"]["service"] == "frontend"
+
+
+@pytest.mark.parametrize(("options", "code", "words"), [
+    ({"since": "5x"}, 2, "90s, 15m, 2h or 1d"),
+    ({"since": "0m"}, 2, "positive duration"),
+    ({"alert": "xyz"}, 2, "16 hex digits"),
+    ({"alert": "0123456789abcdef"}, 1, "no alert 0123456789abcdef"),
+    ({"alert": "0123456789abcdef", "since": "1h"}, 2, "not both"),
+    ({"service": "nothing-here", "since": "10m"}, 1, "nothing-here has no spans"),
+], ids=["bad-since", "zero-since", "bad-alert", "unknown-alert", "alert-and-since", "unknown-service"])
+def test_incident_options_are_checked(warehouse: Warehouse, options: dict[str, str], code: int, words: str) -> None:
+    store_recent_failures(warehouse)
+    out, err = io.StringIO(), io.StringIO()
+    assert rca_main(Settings(), None, None, False, warehouse=warehouse, out=out, err=err, **options) == code
+    assert out.getvalue() == "" and words in err.getvalue()
+
+
+def test_a_request_and_an_incident_are_not_asked_at_once(warehouse: Warehouse) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert rca_main(Settings(), X, None, False, service="frontend", warehouse=warehouse, out=out, err=err) == 2
+    assert "not both" in err.getvalue()
+    args = build_parser().parse_args(["rca", "--service", "checkout", "--since", "15m"])
+    assert (args.correlation_id, args.service, args.since, args.alert) == (None, "checkout", "15m", None)

@@ -12,13 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from starlette.requests import Request
-from test_api import T0
+from test_api import T0, X, insert_scenario
 
 from api.app import create_app
 from api.llm.client import LlmClient
 from api.llm.explain import explain
-from api.routes.explain import enhanced_routes
 from core.settings import ApiSettings, LlmSettings, Settings
 from sinks.warehouse import Warehouse
 from tests.support.openai_server import OpenAiServer, completion
@@ -164,21 +162,29 @@ async def test_an_unusable_answer_falls_back_to_the_rules(model: OpenAiServer, c
 
 
 @pytest.mark.asyncio
-async def test_the_enhanced_route_explains_what_an_injected_analysis_found(
-        warehouse: Warehouse, model: OpenAiServer) -> None:
-    async def analyze(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        return {**REQUEST_FINDINGS, "correlation_id": body["correlation_id"]}
-
+async def test_the_enhanced_route_explains_the_computed_analysis(warehouse: Warehouse, model: OpenAiServer) -> None:
+    insert_scenario(warehouse)
     model.respond = lambda body: answer()
     for llm, explained_by in ((settings_for(model.api_base), "llm"), (LlmSettings(), "rules")):
-        app = create_app(Settings(api=ApiSettings(), llm=llm), warehouse, clock_ns=lambda: T0)
-        app.router.routes.extend(enhanced_routes(analyze))
+        app = create_app(Settings(api=ApiSettings(), llm=llm), warehouse, clock_ns=lambda: T0, cache_ttl_s=0)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
-            response = await client.post("/api/v1/rca/enhanced", json={"correlation_id": "order-7f3a9c"})
-        assert response.status_code == 200, response.text
+            plain = await client.post("/api/v1/rca", json={"correlation_id": X})
+            response = await client.post("/api/v1/rca/enhanced", json={"correlation_id": X})
+            alias = await client.post("/api/v1/ai/rca/enhanced", json={"correlation_id": X})
+            unknown = await client.post("/api/v1/rca/enhanced", json={"correlation_id": "no-such-request"})
+        assert plain.status_code == response.status_code == alias.status_code == 200, response.text
         body = response.json()
-        assert body["root_cause"] == REQUEST_FINDINGS["root_cause"] and body["correlation_id"] == "order-7f3a9c"
-        assert body["explanation"]["explained_by"] == explained_by
+        explanation = body.pop("explanation")
+        assert body == plain.json()  # the findings are the plain analysis', untouched
+        assert explanation["explained_by"] == explained_by
+        assert unknown.status_code == 404
+    # The prompt carried the computed root cause; the model's own names were checked against
+    # the evidence of this request, not of the canned findings.
+    root = plain.json()["root_cause"]
+    assert root["service"] in model.requests[0].text and root["operation"] in model.requests[0].text
+    # Without a model, the rules cite the analysis' own evidence items.
+    cited = {(e.get("service"), e.get("span_id")) for e in explanation["evidence"]}
+    assert (root["service"], root["span_id"]) in cited
 
 
 def test_the_model_server_also_runs_as_a_process() -> None:

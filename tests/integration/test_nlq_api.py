@@ -151,7 +151,8 @@ async def test_chat_calls_a_tool_and_answers_from_its_result(warehouse: Warehous
         if not tool_messages:
             return completion(tool_calls=[
                 tool_call("run_sql", {"sql": BY_SERVICE}, "call_sql"),
-                tool_call("lookup_correlation", {"correlation_id": "order-7f3a9c"}, "call_cid")])
+                tool_call("lookup_correlation", {"correlation_id": "order-7f3a9c"}, "call_cid"),
+                tool_call("analyze_request", {"correlation_id": "order-7f3a9c"}, "call_rca")])
         return completion("payment-service failed: " + str(len(tool_messages)) + " tool results")
 
     model.respond = respond
@@ -159,20 +160,23 @@ async def test_chat_calls_a_tool_and_answers_from_its_result(warehouse: Warehous
     async with client_for(warehouse, llm_settings(model)) as client:
         answer = await post(client, "/api/v1/chat", {"messages": messages})
         globex = await post(client, "/api/v1/chat", {"messages": messages}, key="globex-key")
-    assert answer["message"] == {"role": "assistant", "content": "payment-service failed: 2 tool results"}
-    assert [(c["name"], c["error"]) for c in answer["tool_calls"]] == [("run_sql", None),
-                                                                       ("lookup_correlation", None)]
+    assert answer["message"] == {"role": "assistant", "content": "payment-service failed: 3 tool results"}
+    assert [(c["name"], c["error"]) for c in answer["tool_calls"]] == [
+        ("run_sql", None), ("lookup_correlation", None), ("analyze_request", None)]
     assert answer["turns"] == 2 and answer["stopped"] is None
     first, second = model.requests[0].body, model.requests[1].body
-    assert {t["function"]["name"] for t in first["tools"]} == {"run_sql", "lookup_correlation"}
+    assert {t["function"]["name"] for t in first["tools"]} == {
+        "run_sql", "lookup_correlation", "analyze_request", "analyze_incident", "causal_chain"}
     results = {m["tool_call_id"]: m["content"] for m in second["messages"] if m["role"] == "tool"}
     assert all(s in results["call_sql"] for s in ACME_SERVICES) and "globex" not in results["call_sql"]
     assert "payment-service" in results["call_cid"] and '"found":true' in results["call_cid"]
+    assert '"root_cause":{' in results["call_rca"] and "critical_path" in results["call_rca"]
     # Globex's run of the same tools sees its rows alone, and not acme's correlation ID.
     globex_results = [m["content"] for m in model.requests[3].body["messages"] if m["role"] == "tool"]
     assert "globex-billing" in globex_results[0] and "frontend" not in globex_results[0]
     assert '"found":false' in globex_results[1]
-    assert globex["turns"] == 2
+    assert "no spans, logs or metrics are stored" in globex_results[2]  # a tool error, not acme's analysis
+    assert globex["turns"] == 2 and globex["tool_calls"][2]["error"]
 
 
 @pytest.mark.asyncio
