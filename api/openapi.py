@@ -5,7 +5,7 @@ from functools import lru_cache
 from typing import Any
 
 from api.openapi_alerts import ROLLUP_DOC, alert_paths
-from api.openapi_incidents import incident_paths
+from api.openapi_incidents import INCIDENT_SCHEMAS, incident_paths
 from api.openapi_metrics import METRIC_SCHEMAS, metric_paths
 from api.openapi_nlq import NLQ_SCHEMAS, nlq_paths
 from api.openapi_params import (
@@ -115,7 +115,8 @@ def openapi_document() -> dict[str, Any]:
         "paths": {**_paths(), **metric_paths(), **alert_paths(), **correlation_paths(), **rca_paths(),
                   **nlq_paths(), **incident_paths()},
         "components": {
-            "schemas": {**SCHEMAS, **METRIC_SCHEMAS, **SEARCH_SCHEMAS, **RCA_SCHEMAS, **NLQ_SCHEMAS},
+            "schemas": {**SCHEMAS, **METRIC_SCHEMAS, **SEARCH_SCHEMAS, **RCA_SCHEMAS, **NLQ_SCHEMAS,
+                        **INCIDENT_SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
         },

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.openapi_params import NAME_PATTERN, OBJECT, error_responses, json_content
-from api.openapi_schemas import Schema
+from api.openapi_schemas import NUM, RANGE, STR, TS, Schema, array, nullable, obj, ref
 from api.params import NAME_MAX_CHARS
 from api.rca.incident import DEFAULT_METHOD, METHODS
 from api.rca.incident_limits import DEFAULT_EVENTS, DEFAULT_K, MAX_EVENTS, MAX_INCIDENT_WINDOW_S, MAX_K
@@ -54,7 +54,7 @@ CAUSAL_DOC = (
 def _post(summary: str, body: Schema, doc: str) -> dict[str, Any]:
     return {"post": {"summary": summary, "description": doc, "parameters": [],
                      "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-                     "responses": {"200": json_content(OBJECT, "OK"), **error_responses(404)}}}
+                     "responses": {"200": json_content(ref("CausalAnalysis"), "OK"), **error_responses(404)}}}
 
 
 def incident_paths() -> dict[str, Any]:
@@ -63,3 +63,32 @@ def incident_paths() -> dict[str, Any]:
         "/api/v1/causal/analyze": _post("Causal chain, counterfactual and event chain of an incident",
                                         CAUSAL_BODY, CAUSAL_DOC),
     }
+
+
+_WINDOW: Schema = obj({"start": TS, "end": TS, "service": nullable(STR), "alert_fingerprint": nullable(STR)})
+_ROOT: Schema = nullable(obj({"service": STR, "operation": nullable(STR),
+                              "kind": {"type": "string", "enum": ["error", "latency", "throughput"]},
+                              "confidence": {"type": "number", "minimum": 0, "maximum": 1}}))
+INCIDENT_SCHEMAS: dict[str, Schema] = {
+    "IncidentAnalysis": obj({
+        "analysis": {"type": "string", "enum": ["incident"]}, "window": _WINDOW,
+        "method": {"type": "string", "enum": list(METHODS)},
+        "baseline": {**RANGE, "description": "the period the window's trace figures are compared with"},
+        "root_cause": _ROOT,
+        "candidates": array(obj({
+            "service": STR, "score": NUM, "kind": STR,
+            "evidence": {**OBJECT, "description": "anomaly_windows, calls_in, traces (figures against the "
+                                                  "baseline) and examples (trace and span IDs)"}})),
+        "call_graph": {**array(array(STR)), "description": "[caller, callee] pairs seen in the window"},
+    }),
+    "CausalAnalysis": obj({
+        "analysis": {"type": "string", "enum": ["causal"]}, "window": _WINDOW,
+        "method": {"type": "string", "enum": list(METHODS)}, "root_cause": _ROOT,
+        "chain": {**array(OBJECT), "description": "hops from the root cause to the symptom, in the order each "
+                                                  "went anomalous or failed, with their evidence"},
+        "counterfactual": nullable(OBJECT),
+        "events": {**array(OBJECT), "description": "spans, error logs and anomaly windows in time order"},
+        "interpretation": STR,
+    }),
+}
+INCIDENT_ANSWER: Schema = ref("IncidentAnalysis")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.openapi_incidents import INCIDENT_DOC, INCIDENT_RCA_BODY
+from api.openapi_incidents import INCIDENT_ANSWER, INCIDENT_DOC, INCIDENT_RCA_BODY
 from api.openapi_nlq import enhanced_paths
-from api.openapi_params import CORRELATION_ID, OBJECT, TRACE_ID, error_responses, json_content
+from api.openapi_params import CORRELATION_ID, TRACE_ID, error_responses, json_content
 from api.openapi_schemas import BOOL, INT, NUM, RANGE, STR, TS, Schema, array, nullable, obj, ref
 
 # The routes' paths (api/routes/rca.py); the analysis routes' own test checks they agree.
@@ -85,7 +85,7 @@ def _body() -> Schema:
     ]}
 
 
-ANSWER: Schema = {"anyOf": [ref("RequestAnalysis"), OBJECT]}
+ANSWER: Schema = {"anyOf": [ref("RequestAnalysis"), INCIDENT_ANSWER]}
 
 
 def _operation() -> Schema:

@@ -10,6 +10,7 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 from test_api import (  # the scenario of the endpoint tests (same folder)
+    T0,
     TRACE_A,
     TRACE_E,
     X,
@@ -89,6 +90,15 @@ def test_real_answers_match_the_documented_schema(warehouse: Warehouse) -> None:
         assert response.status_code == 200, body
         assert (response.json()["error_origin"] is None) == (body.get("correlation_id") == Y
                                                             or body.get("trace_id") == TRACE_E)
+    # The incident forms, the causal chain and the explained analysis over the scenario's window.
+    window = {"start": (T0 - 60 * 1_000_000_000) // 1_000_000, "end": (T0 + 600 * 1_000_000_000) // 1_000_000}
+    for path, body, key in (("/api/v1/rca", window, "candidates"), ("/api/v1/causal/analyze", window, "chain"),
+                            ("/api/v1/rca/enhanced", window, "explanation"),
+                            ("/api/v1/rca/enhanced", {"correlation_id": X}, "explanation")):
+        case = schema[path]["POST"].Case(body=body)
+        response = case.call_and_validate(checks=[not_a_server_error, status_code_conformance,
+                                                  response_schema_conformance])
+        assert response.status_code == 200 and key in response.json(), (path, response.text)
 
 
 BAD_BODIES = [
