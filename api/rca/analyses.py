@@ -28,7 +28,7 @@ from api.rca.causal import (
     interpretation,
     symptoms,
 )
-from api.rca.incident import DEFAULT_METHOD, METHODS, rank
+from api.rca.incident import DEFAULT_METHOD, METHODS, Candidate, rank
 from api.rca.incident_evidence import IncidentData
 from api.rca.incident_limits import DEFAULT_EVENTS, DEFAULT_K, MAX_EVENTS, MAX_INCIDENT_WINDOW_S, MAX_K
 from api.rca.incident_load import baseline_range, load_incident
@@ -150,18 +150,32 @@ def _fields(body: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, str]:
     return text_fields(body)
 
 
+@dataclass(frozen=True)
+class _Ranked:
+    method: str
+    query: IncidentQuery
+    data: IncidentData
+    ranked: list[Candidate]
+
+
+async def _ranked(ctx: AnalysisContext, q: Mapping[str, str]) -> _Ranked:
+    """The incident the fields name, its data and its candidates ranked by their method."""
+    method = p.choice(q["method"], "method", _METHODS) if "method" in q else DEFAULT_METHOD
+    query = await _incident_query(ctx, q)
+    data = await _incident_data(ctx, query)
+    return _Ranked(method, query, data, rank(data, method, within(data, query.service)))
+
+
 async def incident_findings(ctx: AnalysisContext, body: Mapping[str, Any]) -> dict[str, Any]:
     """{start, end?, service?} or {alert_fingerprint, service?} (plus k, method): the
     services that may have caused the incident, most likely first, each with its evidence,
     and the root cause. NotFoundError when the alert or any data of the window is missing."""
     q = _fields(body, RCA_FIELDS)
     k = p.int_value(q["k"], "k", 1, MAX_K) if "k" in q else DEFAULT_K
-    method = p.choice(q["method"], "method", _METHODS) if "method" in q else DEFAULT_METHOD
-    query = await _incident_query(ctx, q)
-    data = await _incident_data(ctx, query)
-    ranked = rank(data, method, within(data, query.service))
+    r = await _ranked(ctx, q)
+    query, data, ranked = r.query, r.data, r.ranked
     return {
-        "analysis": "incident", "window": query.to_json(), "method": method,
+        "analysis": "incident", "window": query.to_json(), "method": r.method,
         "baseline": {"start": iso_ns(baseline_range(query.time).start_ns), "end": iso_ns(query.time.start_ns)},
         "root_cause": root_cause_json(data, ranked),
         "candidates": [candidate_json(data, c) for c in ranked[:k]],
@@ -175,12 +189,10 @@ async def causal_findings(ctx: AnalysisContext, body: Mapping[str, Any]) -> dict
     one-line interpretation."""
     q = _fields(body, CAUSAL_FIELDS)
     limit = p.int_value(q["limit"], "limit", 1, MAX_EVENTS) if "limit" in q else DEFAULT_EVENTS
-    method = p.choice(q["method"], "method", _METHODS) if "method" in q else DEFAULT_METHOD
-    query = await _incident_query(ctx, q)
-    data = await _incident_data(ctx, query)
-    ranked = rank(data, method, within(data, query.service))
+    r = await _ranked(ctx, q)
+    query, data, ranked = r.query, r.data, r.ranked
     root = root_cause_json(data, ranked)
-    out: dict[str, Any] = {"analysis": "causal", "window": query.to_json(), "method": method,
+    out: dict[str, Any] = {"analysis": "causal", "window": query.to_json(), "method": r.method,
                            "root_cause": root, "chain": [], "counterfactual": None, "events": [],
                            "interpretation": ""}
     if root is None:
