@@ -95,7 +95,12 @@ class Engine:
                 try:
                     conn = chdb.connect(str(path))
                 except RuntimeError as exc:
-                    raise WarehouseError(f"chDB cannot open {path}: {exc}") from exc
+                    # chDB lets one process use a folder: the usual cause is a running
+                    # `ollystack up` (or worker, api) on the same data_dir.
+                    raise WarehouseError(
+                        f"chDB cannot open {path}: {exc}. chDB allows one process per data folder: if an "
+                        "ollystack process (up, worker, api) runs on it, ask its API instead (see README), "
+                        "or stop it first") from exc
                 for statement in _SESSION_SETTINGS:
                     conn.query(statement)
                 _engines[path] = cls(path, conn)
