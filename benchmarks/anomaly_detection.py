@@ -27,7 +27,7 @@ scoring alone, and through decoding enriched records (Arrow) + scoring, with clo
 windows and without, beside the 160k spans/s the robust detector measured.
 
 The streams and the two comparison detectors (which live only here) are in
-benchmarks/anomaly_streams.py.
+benchmarks/support/anomaly_streams.py.
 
     python benchmarks/anomaly_detection.py [--seed 1] [--stream-days 21] [--streams-per-kind 5]
         [--services 8] [--windows 400] [--record-spans 2000]
@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.score.config import ScoreConfig  # noqa: E402
 from agents.score.logic import ScoreEngine  # noqa: E402
-from benchmarks.anomaly_streams import (  # noqa: E402
+from benchmarks.support.anomaly_streams import (  # noqa: E402
     DAY_W,
     QUIET_SHAPES,
     STREAM_KINDS,
