@@ -90,9 +90,10 @@ class InjectedRun:
 
 
 async def inject(settings: Settings, bootstrap: str, warehouse: Warehouse, app_id: str,
-                 plan: list[Incident], seed: int = 7) -> InjectedRun:
-    """Run the demo with ``plan`` through a gateway and a worker with the score stage, then
-    wait until the score stage closed the last window and the sink stored every span."""
+                 plan: list[Incident], seed: int = 7, rate: float = RATE) -> InjectedRun:
+    """Run the demo with ``plan`` (``rate`` flows per simulated second) through a gateway and
+    a worker with the score stage, then wait until the score stage closed the last window
+    and the sink stored every span."""
     settings = with_stage(settings, score=CONFIG)
     last = plan[-1]
     duration_s = last.after_s + last.for_s + RECOVERY_WINDOWS * CONFIG.window_s
@@ -101,7 +102,7 @@ async def inject(settings: Settings, bootstrap: str, warehouse: Warehouse, app_i
         stamped_from_ns = time.time_ns() - int(duration_s * NS_PER_S)
         result = await asyncio.to_thread(
             run_demo, f"http://127.0.0.1:{gateway.grpc_port}", f"http://127.0.0.1:{gateway.http_port}", "grpc",
-            RATE, duration_s, schedule_of(plan), seed=seed, speedup=SPEEDUP, stamped_from_ns=stamped_from_ns)
+            rate, duration_s, schedule_of(plan), seed=seed, speedup=SPEEDUP, stamped_from_ns=stamped_from_ns)
         last_window = (stamped_from_ns + int((last.after_s + last.for_s) * NS_PER_S)) // CONFIG.window_ns + 1
         generated_s = time.monotonic() - began
         db = warehouse.database
