@@ -326,7 +326,8 @@ def run_demo(endpoint_grpc: str, endpoint_http: str, protocol: Protocol, rate_pe
              stop: threading.Event | None = None, speedup: float | None = None,
              stamped_from_ns: int | None = None) -> DemoResult:
     """Send ``rate_per_s`` flows a second for ``duration_s`` (None: until ``stop`` is set or
-    Ctrl-C), then flush. ``faults`` apply throughout, or as a schedule of the seconds since
+    Ctrl-C), then flush; each flow is stamped at its scheduled time, so a sender that fell
+    behind catches up without changing the rate the data shows. ``faults`` apply throughout, or as a schedule of the seconds since
     the start says. The seed fixes every choice (latencies, failures, which flows carry
     a correlation ID); trace and correlation IDs stay unique per run.
 
@@ -342,12 +343,17 @@ def run_demo(endpoint_grpc: str, endpoint_http: str, protocol: Protocol, rate_pe
     services = {name: _Service(name, protocol, endpoint_grpc, endpoint_http) for name in SERVICES}
     topology, result = _Topology(services), DemoResult()
     started = next_at = time.monotonic()
+    wall_started_ns = time.time_ns()
     if stamped_from_ns is None:
-        stamped_from_ns = time.time_ns() - int((duration_s or 0) * 1e9)
+        stamped_from_ns = wall_started_ns - int((duration_s or 0) * 1e9)
     try:
         while not stop.is_set():
             if speedup is None:
-                elapsed_s, stamp_ns = time.monotonic() - started, None
+                # A flow is stamped at its scheduled instant, not when this thread got to it:
+                # on a busy machine the sender falls behind and catches up, and wall-clock
+                # stamps would turn that into a dip and a burst of traffic in the data.
+                elapsed_s = next_at - started
+                stamp_ns = wall_started_ns + int(elapsed_s * 1e9)
             else:
                 elapsed_s = result.flows / rate_per_s
                 stamp_ns = stamped_from_ns + int(elapsed_s * 1e9)

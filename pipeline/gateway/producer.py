@@ -21,6 +21,8 @@ from pipeline.gateway.metrics import GatewayMetrics
 log = logging.getLogger(__name__)
 # How often a request waiting for an unreachable broker checks again.
 _PROBE_INTERVAL_S = 0.25
+# The longest retry hint an outage earns (see RecordProducer.unavailable_hint_s).
+MAX_OUTAGE_HINT_S = 30.0
 # Larger batches than aiokafka's 16 KiB default: one request often holds hundreds of traces.
 _MAX_BATCH_BYTES = 512 * 1024
 # Refusals no retry of the same request can fix: a deployment error (limits, rights).
@@ -55,6 +57,21 @@ class RecordProducer:
         self._producer: AIOKafkaProducer | None = None
         self._probe_lock = asyncio.Lock()
         self._down_until: dict[str, float] = {}
+        self._failing_since: float | None = None
+
+    def unavailable_hint_s(self) -> float:
+        """The retry hint for a request Kafka did not take: the configured one at first, then
+        as long as Kafka has been failing so far (at most MAX_OUTAGE_HINT_S).
+
+        OTLP SDKs try an export six times and follow the server's RetryInfo, so a fixed
+        one-second hint spends their attempts within seconds and drops the data of any
+        outage longer than that (a broker restart, a leader election); a hint that grows
+        with the outage spreads the same attempts over it, and sends fewer retries at a
+        broker that is coming back."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        return min(MAX_OUTAGE_HINT_S, max(self._config.retry_after_s, now - self._failing_since))
 
     async def start(self) -> None:
         """Connect to Kafka. Raises BrokerUnavailableError when it cannot be reached."""
@@ -92,8 +109,7 @@ class RecordProducer:
         when Kafka is unreachable or does not acknowledge within otlp.ack_timeout_s, and
         KafkaRejectedError when Kafka refuses a record for good."""
         if self._producer is None:
-            raise KafkaUnavailableError("the gateway is not connected to Kafka",
-                                        self._config.retry_after_s)
+            raise KafkaUnavailableError("the gateway is not connected to Kafka", self.unavailable_hint_s())
         total = sum(r.size_bytes for r in records)
         if not self.budget.try_acquire(total):
             raise OverloadedError(
@@ -114,7 +130,7 @@ class RecordProducer:
         except TimeoutError:
             raise KafkaUnavailableError(
                 f"Kafka did not acknowledge within {self._config.ack_timeout_s}s",
-                self._config.retry_after_s) from None
+                self.unavailable_hint_s()) from None
         except KafkaError as exc:
             raise self._error_for(exc) from exc
         finally:
@@ -123,10 +139,12 @@ class RecordProducer:
         for fut in futures:
             if (failure := fut.exception()) is not None:
                 raise self._error_for(failure) from failure
+        self._failing_since = None
         self._metrics.produce_latency.labels(signal).observe(time.monotonic() - started)
 
     def _error_for(self, exc: BaseException) -> GatewayError:
-        return produce_error(exc, self._config.retry_after_s)
+        permanent = isinstance(exc, _PERMANENT)
+        return produce_error(exc, self._config.retry_after_s if permanent else self.unavailable_hint_s())
 
     def _settled(self, size_bytes: int, fut: asyncio.Future[object]) -> None:
         self.budget.release(size_bytes)
