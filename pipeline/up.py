@@ -63,7 +63,8 @@ async def _start_roles(
         await gateway.start()
         stack.push_async_callback(gateway.stop)
         endpoints += [("OTLP gRPC", f"{settings.host}:{gateway.grpc_port}"),
-                      ("OTLP HTTP", f"http://{settings.host}:{gateway.http_port}")]
+                      ("OTLP HTTP", f"http://{settings.host}:{gateway.http_port}"),
+                      ("Gateway metrics", f"http://{settings.host}:{gateway.http_port}/metrics")]
     if warehouse is not None:
         endpoints += await _start_readers(settings, roles, bootstrap, warehouse, stack)
     return endpoints
@@ -81,13 +82,22 @@ async def _start_readers(settings: Settings, roles: Iterable[str], bootstrap: st
         stack.push_async_callback(worker.stop)
         endpoints.append(("Worker", f"Faust app {worker.app_id}, agents: {', '.join(worker.agent_names)}; "
                                     f"rollups refreshed every {settings.rollups.interval_s:g} s"))
+        from pipeline.worker_endpoint import worker_endpoint
+
+        # The worker has no port of its own otherwise: this one is for Prometheus.
+        endpoint = worker_endpoint(worker.metrics.registry, worker.healthy, settings.host,
+                                   settings.worker.metrics_port)
+        await endpoint.start()
+        stack.push_async_callback(endpoint.stop)
+        endpoints.append(("Worker metrics", f"http://{settings.host}:{endpoint.port}/metrics"))
     if "api" in roles:
         from api.server import ApiServer
 
         api = ApiServer(settings, warehouse)
         await api.start()
         stack.push_async_callback(api.stop)
-        endpoints.append(("Query API", f"http://{settings.host}:{api.port}"))
+        endpoints += [("Query API", f"http://{settings.host}:{api.port}"),
+                      ("API metrics", f"http://{settings.host}:{api.port}/metrics")]
     return endpoints
 
 
