@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from core.errors import ConfigError
@@ -101,16 +101,20 @@ async def _start_readers(settings: Settings, roles: Iterable[str], bootstrap: st
     return endpoints
 
 
-async def run_up(settings: Settings, roles: Iterable[str] = ROLES, ready: Any = None) -> int:
-    """Run ``roles`` in this process until SIGINT or SIGTERM, then stop them in reverse.
+async def run_up(settings: Settings, roles: Iterable[str] = ROLES,
+                 ready: Callable[[list[tuple[str, str]]], Any] | None = None,
+                 stop: asyncio.Event | None = None) -> int:
+    """Run ``roles`` in this process until SIGINT or SIGTERM (or, given, until ``stop`` is
+    set), then stop them in reverse.
 
-    Topics are created and migrations applied before any role starts. ``ready`` (an
-    asyncio.Event, for tests) is set once every endpoint listens. Returns the exit code."""
+    Topics are created and migrations applied before any role starts. ``ready`` (for tests)
+    is called with the printed (name, where) endpoints once every endpoint listens.
+    Returns the exit code."""
     roles = tuple(roles)
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ConfigError(f"unknown roles {sorted(unknown)}; allowed: {ROLES}")
-    stop = _stop_event()
+    stop = stop or _stop_event()
     from pipeline.topics import align_topic_configs, ensure_topics, topic_specs
 
     async with kafka_bootstrap(settings) as bootstrap, contextlib.AsyncExitStack() as stack:
@@ -125,7 +129,7 @@ async def run_up(settings: Settings, roles: Iterable[str] = ROLES, ready: Any = 
             print(f"  {name.ljust(width)}  {where}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         if ready is not None:
-            ready.set()
+            ready(endpoints)
         await stop.wait()
         print("stopping ...", flush=True)
     print("stopped", flush=True)

@@ -43,7 +43,7 @@ class ScoreMetrics:
         """Count one published alert; its example request's correlation ID rides along as an
         exemplar (OpenMetrics), which Grafana links to the Correlation Explorer."""
         # OpenMetrics caps an exemplar's labels at 128 characters; a longer ID goes without.
-        fits = 0 < len(EXEMPLAR_LABEL) + len(correlation_id) <= EXEMPLAR_MAX_CHARS
+        fits = bool(correlation_id) and len(EXEMPLAR_LABEL) + len(correlation_id) <= EXEMPLAR_MAX_CHARS
         exemplar = {EXEMPLAR_LABEL: correlation_id} if fits else None
         self.alerts.labels(status).inc(exemplar=exemplar)
 
