@@ -137,7 +137,9 @@ async def test_every_role_serves_its_metrics(stack: Stack) -> None:
         assert name in worker, name
 
     lag = worker["ollystack_consumer_lag_records"]
-    assert {s.labels["topic"] for s in lag.samples} >= {topics.spans, topics.enriched_spans}
+    # A partition has a lag once this worker fetched from it and committed on it (the score
+    # stage commits only when its windows close, so the enriched topic may have none yet).
+    assert {s.labels["topic"] for s in lag.samples} >= {topics.spans, topics.logs}
     assert all(s.value >= 0 for s in lag.samples)
 
     async def caught_up() -> bool:

@@ -3,6 +3,7 @@ ClickHouse queries are rendered as the plugin renders them (the queries themselv
 demo data in tests/integration/test_metrics_and_dashboards.py)."""
 from __future__ import annotations
 
+import importlib.util
 from datetime import UTC, datetime
 
 import pytest
@@ -85,3 +86,14 @@ def test_prometheus_scrapes_every_role_on_its_default_port() -> None:
     assert targets == {"ollystack-gateway": [f"gateway:{defaults.otlp.http_port}"],
                        "ollystack-worker": [f"worker:{defaults.worker.metrics_port}"],
                        "ollystack-api": [f"api:{defaults.api.port}"]}
+
+
+def test_the_committed_dashboards_are_what_the_code_builds() -> None:
+    spec = importlib.util.spec_from_file_location("build_dashboards", grafana.GRAFANA / "build_dashboards.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built = module.render()
+    assert sorted(built) == sorted(grafana.dashboards())
+    for name, text in built.items():
+        assert (grafana.DASHBOARDS / name).read_text() == text, f"run python ops/grafana/build_dashboards.py ({name})"
