@@ -11,6 +11,12 @@ class WorkerMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.records = Counter("ollystack_enrich_records", "raw records enriched", ["signal"], registry=r)
+        # Every stage alike, so one dashboard query shows the whole flow: records read from
+        # a topic, and records written to the next one (enriched records, alerts).
+        self.stage_in = Counter("ollystack_stage_records_in", "records a stage read, by topic",
+                                ["stage", "topic"], registry=r)
+        self.stage_out = Counter("ollystack_stage_records_out", "records a stage wrote, by topic",
+                                 ["stage", "topic"], registry=r)
         self.items = Counter("ollystack_enrich_items", "spans, logs and points enriched", ["signal"], registry=r)
         self.correlation = Counter("ollystack_correlation_ids", "correlation IDs by outcome",
                                    ["outcome"], registry=r)

@@ -270,6 +270,13 @@ class ScoreSettings(_Section):
     retry_max_s: float = Field(default=30.0, gt=0)
 
 
+class WorkerSettings(_Section):
+    # The worker's own HTTP port: /metrics (Prometheus) and /healthz. The gateway serves
+    # its metrics on the OTLP/HTTP port and the API on its own; 9464 is the port
+    # OpenTelemetry's Prometheus exporters use. 0: any free port.
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+
+
 class RollupSettings(_Section):
     # The worker recomputes the per-minute rollups the API reads (sinks/rollups.py) every
     # interval_s, at most max_minutes dirty minutes a pass, oldest first. Marks younger than
@@ -316,6 +323,7 @@ class Settings(_Section):
     sink: SinkSettings = SinkSettings()
     score: ScoreSettings = ScoreSettings()
     rollups: RollupSettings = RollupSettings()
+    worker: WorkerSettings = WorkerSettings()
     llm: LlmSettings = LlmSettings()
 
     def redacted(self) -> dict[str, Any]:

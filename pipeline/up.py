@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from core.errors import ConfigError
@@ -63,7 +63,8 @@ async def _start_roles(
         await gateway.start()
         stack.push_async_callback(gateway.stop)
         endpoints += [("OTLP gRPC", f"{settings.host}:{gateway.grpc_port}"),
-                      ("OTLP HTTP", f"http://{settings.host}:{gateway.http_port}")]
+                      ("OTLP HTTP", f"http://{settings.host}:{gateway.http_port}"),
+                      ("Gateway metrics", f"http://{settings.host}:{gateway.http_port}/metrics")]
     if warehouse is not None:
         endpoints += await _start_readers(settings, roles, bootstrap, warehouse, stack)
     return endpoints
@@ -81,26 +82,39 @@ async def _start_readers(settings: Settings, roles: Iterable[str], bootstrap: st
         stack.push_async_callback(worker.stop)
         endpoints.append(("Worker", f"Faust app {worker.app_id}, agents: {', '.join(worker.agent_names)}; "
                                     f"rollups refreshed every {settings.rollups.interval_s:g} s"))
+        from pipeline.worker_endpoint import worker_endpoint
+
+        # The worker has no port of its own otherwise: this one is for Prometheus.
+        endpoint = worker_endpoint(worker.metrics.registry, worker.healthy, settings.host,
+                                   settings.worker.metrics_port)
+        await endpoint.start()
+        stack.push_async_callback(endpoint.stop)
+        endpoints.append(("Worker metrics", f"http://{settings.host}:{endpoint.port}/metrics"))
     if "api" in roles:
         from api.server import ApiServer
 
         api = ApiServer(settings, warehouse)
         await api.start()
         stack.push_async_callback(api.stop)
-        endpoints.append(("Query API", f"http://{settings.host}:{api.port}"))
+        endpoints += [("Query API", f"http://{settings.host}:{api.port}"),
+                      ("API metrics", f"http://{settings.host}:{api.port}/metrics")]
     return endpoints
 
 
-async def run_up(settings: Settings, roles: Iterable[str] = ROLES, ready: Any = None) -> int:
-    """Run ``roles`` in this process until SIGINT or SIGTERM, then stop them in reverse.
+async def run_up(settings: Settings, roles: Iterable[str] = ROLES,
+                 ready: Callable[[list[tuple[str, str]]], Any] | None = None,
+                 stop: asyncio.Event | None = None) -> int:
+    """Run ``roles`` in this process until SIGINT or SIGTERM (or, given, until ``stop`` is
+    set), then stop them in reverse.
 
-    Topics are created and migrations applied before any role starts. ``ready`` (an
-    asyncio.Event, for tests) is set once every endpoint listens. Returns the exit code."""
+    Topics are created and migrations applied before any role starts. ``ready`` (for tests)
+    is called with the printed (name, where) endpoints once every endpoint listens.
+    Returns the exit code."""
     roles = tuple(roles)
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ConfigError(f"unknown roles {sorted(unknown)}; allowed: {ROLES}")
-    stop = _stop_event()
+    stop = stop or _stop_event()
     from pipeline.topics import align_topic_configs, ensure_topics, topic_specs
 
     async with kafka_bootstrap(settings) as bootstrap, contextlib.AsyncExitStack() as stack:
@@ -115,7 +129,7 @@ async def run_up(settings: Settings, roles: Iterable[str] = ROLES, ready: Any = 
             print(f"  {name.ljust(width)}  {where}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         if ready is not None:
-            ready.set()
+            ready(endpoints)
         await stop.wait()
         print("stopping ...", flush=True)
     print("stopped", flush=True)

@@ -15,6 +15,7 @@ from agents.score.config import ScoreConfig
 from agents.stage import StageDeps, faust_dead_letters
 from core.settings import Settings
 from pipeline.app import create_app
+from pipeline.consumer_lag import ConsumerLagCollector
 from pipeline.rollup_refresher import RollupRefresher
 from sinks.backend import open_engine
 from sinks.warehouse import Warehouse
@@ -36,6 +37,10 @@ class Worker:
     def score(self) -> score.ScoreStage | None:
         """The score stage, when this worker runs one."""
         return next((s for s in self.stages if isinstance(s, score.ScoreStage)), None)
+
+    def healthy(self) -> bool:
+        """The app runs and was not asked to stop (a crashed agent stops it)."""
+        return bool(self.app.started and not self.app.should_stop)
 
     async def start(self) -> None:
         """Start consuming; returns once the app has joined its consumer group."""
@@ -62,6 +67,7 @@ def build_worker(settings: Settings, bootstrap: str, warehouse: Warehouse, *, ap
     score_config = ScoreConfig.from_settings(settings) if settings.score.enabled else None
     app = create_app(settings, bootstrap, app_id)
     metrics = WorkerMetrics(registry)
+    metrics.registry.register(ConsumerLagCollector(app))
     deps = StageDeps(app, settings.topics, warehouse, metrics,
                      faust_dead_letters(app, settings.topics.deadletter, metrics))
     engine = open_engine(warehouse, settings.data_dir)

@@ -140,6 +140,7 @@ class IngestStage:
                                          lambda index, kind, reason: self._set_aside([events[index]], kind, reason))
         self.traces.remember(ingested.updates)
         metrics.records.labels(signal).inc(len(events))
+        metrics.stage_in.labels("ingest", events[0].message.topic).inc(len(events))
         metrics.count_enrich(signal, ingested.counts)
         deliveries = await self._publish(signal, [e.message.partition for e in events], target, ingested,
                                          written.stored)
@@ -164,6 +165,7 @@ class IngestStage:
                 self.deps.metrics.truncated_rows.labels(signal).inc(encoded.truncated_rows)
                 for value in encoded.values:
                     deliveries.append(await target.send(value=value, partition=partition))
+                self.deps.metrics.stage_out.labels("ingest", target.get_topic_name()).inc(len(encoded.values))
         return deliveries
 
     def _loop(self, signal: Signal, target: Any) -> Callable[[Any], Any]:

@@ -61,6 +61,7 @@ class ScoreStage:
             self.config.retry, lambda: self.deps.app.should_stop)
         self.engine = ScoreEngine(self.config)
         self.restored_windows = self.engine.restore(rows, alerts)
+        self.metrics.open_alerts.set(len(self.engine.open_alerts()))
         log.info("score state restored", extra={"windows": self.restored_windows, "open_alerts": len(alerts)})
 
     def _assigned(self) -> set[int] | None:
@@ -90,7 +91,10 @@ class ScoreStage:
             log.exception("anomaly rows refused; windows skipped", extra={"through": closed.closed_through})
             self.metrics.store_failures.inc()
         for alert in closed.alerts:
-            self.metrics.alerts.labels(alert.status).inc()
+            self.metrics.count_alert(alert.status, alert.labels.get("correlation_id")
+                                     or alert.annotations.get("correlation_id", ""))
+        self.deps.metrics.stage_out.labels("score", self.deps.topics.alerts).inc(len(closed.alerts))
+        self.metrics.open_alerts.set(len(self.engine.open_alerts()))
         self.metrics.windows.inc(len(closed.rows))
         self.metrics.set_scores(closed.scores, closed.evicted)
         if self.forwarder is not None:
@@ -131,6 +135,7 @@ class ScoreStage:
             held: HeldRecords[Any] = HeldRecords(stage.config.max_held_records)
             try:
                 async for event in stream.events():
+                    stage.deps.metrics.stage_in.labels("score", event.message.topic).inc()
                     rows = stage._spans(event.value)
                     try:
                         last = -1 if rows is None else stage._fold(event.message.partition, rows)

@@ -5,6 +5,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from agents.score.features import Key
 
+EXEMPLAR_LABEL = "correlation_id"
+EXEMPLAR_MAX_CHARS = 128
+
 
 class ScoreMetrics:
     """Scores per key (a gauge whose label sets follow the bounded key set), and counters."""
@@ -22,6 +25,8 @@ class ScoreMetrics:
                                     "spans of windows scored before a restart, read again and skipped", registry=r)
         self.windows = Counter("ollystack_score_windows", "key windows scored", registry=r)
         self.alerts = Counter("ollystack_alerts", "alerts published by status", ["status"], registry=r)
+        self.open_alerts = Gauge("ollystack_open_alerts", "alerts firing now (anomaly and predicted)",
+                                 registry=r)
         self.held = Gauge("ollystack_score_held_records", "records held until their windows are stored",
                           registry=r)
         self.early_acks = Counter("ollystack_score_early_acks",
@@ -33,6 +38,14 @@ class ScoreMetrics:
                                       "windows ClickHouse refused as data (logged, skipped)", registry=r)
         self.forward_failures = Counter("ollystack_alertmanager_failures",
                                         "alert batches Alertmanager did not accept after every retry", registry=r)
+
+    def count_alert(self, status: str, correlation_id: str) -> None:
+        """Count one published alert; its example request's correlation ID rides along as an
+        exemplar (OpenMetrics), which Grafana links to the Correlation Explorer."""
+        # OpenMetrics caps an exemplar's labels at 128 characters; a longer ID goes without.
+        fits = bool(correlation_id) and len(EXEMPLAR_LABEL) + len(correlation_id) <= EXEMPLAR_MAX_CHARS
+        exemplar = {EXEMPLAR_LABEL: correlation_id} if fits else None
+        self.alerts.labels(status).inc(exemplar=exemplar)
 
     def set_scores(self, scores: list[tuple[Key, float]], evicted: list[Key]) -> None:
         for key, value in scores:

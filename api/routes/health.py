@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -12,6 +11,7 @@ from api.openapi import openapi_document
 from api.responses import JsonResponse
 from api.runtime import runtime
 from core.errors import WarehouseError
+from core.exposition import metrics_response
 from schemas.tables import (
     CORRELATION_INDEX_TABLE,
     EXEMPLARS_TABLE,
@@ -47,7 +47,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(runtime(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return metrics_response(runtime(request).metrics.registry, request)
 
 
 async def openapi(request: Request) -> Response:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from core.exposition import metrics_response
 from core.http_server import EmbeddedServer
 from core.types import Signal
 from pipeline.gateway.auth import Authenticator
@@ -175,8 +176,7 @@ class HttpServer:
             self._handler.count_request(signal, "http", code)
 
     async def _metrics(self, request: Request) -> Response:
-        return Response(self._handler.metrics.exposition(),
-                        media_type="text/plain; version=0.0.4; charset=utf-8")
+        return metrics_response(self._handler.metrics.registry, request)
 
     async def _health(self, request: Request) -> Response:
         ok = self._healthy()

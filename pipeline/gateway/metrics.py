@@ -6,7 +6,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
 )
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -38,10 +37,6 @@ class GatewayMetrics:
                                     "Bytes held: requests being read, decoded or answered, and records "
                                     "handed to Kafka and not yet acknowledged",
                                     registry=reg)
-
-    def exposition(self) -> bytes:
-        """The registry in the Prometheus text format."""
-        return generate_latest(self.registry)
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """One sample's current value (0.0 when absent), for tests and health checks."""

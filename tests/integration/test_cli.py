@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +65,8 @@ def wait_for_line(proc: subprocess.Popen[str], marker: str, deadline_s: float) -
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
 def test_up_prints_endpoints_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     env = ollystack_env(tmp_path, OLLYSTACK_KAFKA_LOCAL_PORT="0", OLLYSTACK_OTLP_GRPC_PORT="0",
-                        OLLYSTACK_OTLP_HTTP_PORT="0", OLLYSTACK_API_PORT="0", OLLYSTACK_TOPICS_PARTITIONS="2")
+                        OLLYSTACK_OTLP_HTTP_PORT="0", OLLYSTACK_API_PORT="0", OLLYSTACK_WORKER_METRICS_PORT="0",
+                        OLLYSTACK_TOPICS_PARTITIONS="2")
     log = open(tmp_path / "up.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "up"], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=log, text=True)
@@ -76,6 +78,13 @@ def test_up_prints_endpoints_serves_and_stops_cleanly(tmp_path: Path, sig: signa
         api = re.search(r"Query API\s+(http://\S+)", text)
         assert api, text
         assert httpx.get(f"{api.group(1)}/readyz", timeout=10).json() == {"status": "ready"}
+        # One process, every role's metrics: each endpoint answers in the exposition format.
+        for role, family in (("Gateway", "ollystack_gateway_inflight_bytes"),
+                             ("Worker", "ollystack_consumer_lag_records"), ("API", "ollystack_api_requests")):
+            url = re.search(rf"{role} metrics\s+(http://\S+)", text)
+            assert url, text
+            exposed = text_string_to_metric_families(httpx.get(url.group(1), timeout=10).text)
+            assert family in {f.name for f in exposed}, role
         assert jvms_using(tmp_path / "kafka"), "the local broker should be running"
         proc.send_signal(sig)
         assert proc.wait(90) == 0

@@ -13,6 +13,7 @@ from core.settings import load_settings
 def test_defaults_match_the_documented_ports_and_folders() -> None:
     s = load_settings(environ={})
     assert (s.otlp.grpc_port, s.otlp.http_port, s.api.port) == (4317, 4318, 8080)
+    assert s.worker.metrics_port == 9464
     assert s.host == "127.0.0.1"
     assert s.data_dir == Path(".ollystack")
     assert s.kafka.bootstrap == "" and s.clickhouse.url.get_secret_value() == ""
@@ -26,6 +27,7 @@ def test_environment_variables_map_to_nested_sections() -> None:
         "OLLYSTACK_DATA_DIR": "/var/lib/olly",
         "OLLYSTACK_OTLP_GRPC_PORT": "14317",
         "OLLYSTACK_API_PORT": "9999",
+        "OLLYSTACK_WORKER_METRICS_PORT": "19464",
         "OLLYSTACK_HOST": "0.0.0.0",  # noqa: S104 - a settings value, nothing binds it
         "OLLYSTACK_TOPICS_PARTITIONS": "12",
         "OLLYSTACK_TOPICS_SPANS": "my_spans",
@@ -36,7 +38,7 @@ def test_environment_variables_map_to_nested_sections() -> None:
     assert (s.rollups.interval_s, s.rollups.max_minutes, s.rollups.margin_s) == (2.5, 30, 5.0)
     assert s.kafka.bootstrap == "k1:9092,k2:9092"
     assert s.data_dir == Path("/var/lib/olly")
-    assert s.otlp.grpc_port == 14317 and s.api.port == 9999 and s.host == "0.0.0.0"  # noqa: S104 - a settings value, nothing binds it
+    assert s.otlp.grpc_port == 14317 and s.api.port == 9999 and s.worker.metrics_port == 19464 and s.host == "0.0.0.0"  # noqa: S104 - a settings value, nothing binds it
     assert s.topics.partitions == 12 and s.topics.spans == "my_spans"
     assert [(t.token.get_secret_value(), t.tenant) for t in s.otlp.auth_tokens] == [("tok1", "acme"),
                                                                                      ("tok2", "globex")]
@@ -65,6 +67,7 @@ def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"OLLYSTACK_OTLP_HTTP_PORT": "70000"},
          "OLLYSTACK_OTLP_HTTP_PORT='70000': Input should be less than or equal to 65535"),
         ({"OLLYSTACK_API_PORT": "-1"}, "OLLYSTACK_API_PORT='-1'"),
+        ({"OLLYSTACK_WORKER_METRICS_PORT": "65536"}, "OLLYSTACK_WORKER_METRICS_PORT='65536'"),
         ({"OLLYSTACK_TOPICS_PARTITIONS": "0"},
          "OLLYSTACK_TOPICS_PARTITIONS='0': Input should be greater than or equal to 1"),
         ({"OLLYSTACK_TOPICS_SPANS": "bad topic!"}, "OLLYSTACK_TOPICS_SPANS='bad topic!'"),
@@ -79,7 +82,7 @@ def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"OLLYSTACK_KAFKA_BOOTSTRAPP": "x"}, "OLLYSTACK_KAFKA_BOOTSTRAPP: unknown setting"),
         ({"OLLYSTACK_NOPE": "x"}, "OLLYSTACK_NOPE: unknown setting"),
     ],
-    ids=["port-not-int", "port-too-big", "port-negative", "zero-partitions", "illegal-topic",
+    ids=["port-not-int", "port-too-big", "port-negative", "worker-port-too-big", "zero-partitions", "illegal-topic",
          "log-level", "database-injection", "tiny-message-limit", "batch-rows", "rollup-interval", "tokens-format",
          "typo-in-section", "unknown"],
 )
