@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test unit integration bench lint clean
+.PHONY: setup tools run test unit integration bench lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v java >/dev/null || { echo "make: Java 17+ is needed for the local Kafka broker (apt-get install openjdk-17-jre-headless), or set OLLYSTACK_KAFKA_BOOTSTRAP"; exit 1; }
@@ -13,7 +13,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,lint]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Alertmanager, amtool and helm, built from the Go module proxy into the user's cache
+# folder once (ops/tools/fetch); the tests run them for real and never build them.
+tools:
+	ops/tools/fetch alertmanager helm
+
+setup: $(STAMP) tools
 
 run: setup
 	$(BIN)/ollystack up

@@ -63,8 +63,7 @@ def build_alert(signal: WindowSignal, starts_at_ns: int, fired_at_ns: int, polic
     """The firing alert of ``signal`` (the peak window of the run that fired at ``fired_at_ns``)."""
     operation = signal.operation or SERVICE_WIDE_OPERATION
     labels = {"alertname": ANOMALY_ALERTNAME, "service": signal.service, "operation": operation,
-              "severity": "critical" if signal.score >= policy.critical_threshold else "warning",
-              "correlation_id": signal.correlation_id}
+              "severity": "critical" if signal.score >= policy.critical_threshold else "warning"}
     if signal.tenant:
         labels["tenant"] = signal.tenant
     # Alertmanager treats an empty label as absent (a window with no spans has no exemplar).
@@ -79,6 +78,11 @@ def build_alert(signal: WindowSignal, starts_at_ns: int, fired_at_ns: int, polic
         "feature": signal.reason,
         "trace_id": signal.trace_id,
     }
+    if signal.correlation_id:
+        # An annotation, not a label: the exemplar's ID differs from window to window, and as
+        # a label it would give every incident a new fingerprint, so Alertmanager (which
+        # groups and dedups by labels) would see a new alert each time.
+        annotations["correlation_id"] = signal.correlation_id
     if signal.explains:
         annotations["impact"] = f"also anomalous, explained by this: {', '.join(signal.explains)}"
     query = {"service": signal.service, "start": str(starts_at_ns // 1_000_000),

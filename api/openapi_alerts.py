@@ -45,7 +45,9 @@ def alert_paths() -> dict[str, Any]:
         "/api/v1/anomalies": get_operation("Scored windows per service and operation, newest first",
                                   [P_SERVICE, P_OPERATION, P_SCORE, *window, P_LIMIT, P_OFFSET], OBJECT),
         "/api/v1/alerts": get_operation("Each alert's latest message, most recently changed first",
-                               [P_STATUS, P_SERVICE, P_PREDICTED, *window, P_LIMIT, P_OFFSET], OBJECT),
+                               [P_STATUS, P_SERVICE, P_PREDICTED, *window, P_LIMIT, P_OFFSET], OBJECT,
+                               doc="Labels identify an alert (and make its fingerprint); the exemplar's "
+                                   "correlation_id and its correlation_url are annotations."),
         "/api/v1/alerts/stream": {"get": {
             "summary": "Alerts as server-sent events (event: alert, data: the published JSON)",
             "parameters": [P_SERVICE, P_SINCE, P_STREAM_LIMIT],

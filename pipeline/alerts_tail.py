@@ -23,7 +23,7 @@ def table_line(alert: Alert) -> str:
     predicted = " predicted" if labels.get("predicted") == "true" else ""
     return (f"{when} {alert.status.upper():<8} {labels.get('severity', '-'):<8} {labels.get('service', '-')} "
             f"{labels.get('operation', '*')}{predicted} score={alert.annotations.get('score', '-')} "
-            f"correlation_id={labels.get('correlation_id', '-')} fingerprint={alert.fingerprint} "
+            f"correlation_id={alert.annotations.get('correlation_id', '-')} fingerprint={alert.fingerprint} "
             f"| {alert.annotations.get('summary', '')}")
 
 

@@ -107,7 +107,7 @@ class Alert:
             "AlertName": labels.get("alertname", ""), "Tenant": labels.get("tenant", ""),
             "ServiceName": labels.get("service", ""), "Operation": labels.get("operation", ""),
             "Severity": labels.get("severity", ""), "Predicted": int(labels.get("predicted") == "true"),
-            "CorrelationId": labels.get("correlation_id", ""), "Score": float(self.score),
+            "CorrelationId": self.annotations.get("correlation_id", ""), "Score": float(self.score),
             "StartsAt": self.starts_at_ns, "EndsAt": self.ends_at_ns or 0, "UpdatedAt": self.updated_at_ns,
             "Labels": dict(labels), "Annotations": dict(self.annotations),
             "GeneratorURL": self.generator_url, "Payload": encode_alert(self).decode(),

@@ -108,7 +108,7 @@ def predicted_alert(service: str, metric: Metric, threshold: float, forecast: Fo
     breach_ns = now_ns + forecast.breach_step * step_ns
     minutes = max(1, round(forecast.breach_step * step_ns / NS_PER_MIN))
     labels = {"alertname": PREDICTED_ALERTNAME, "service": service, "operation": "*", "severity": "warning",
-              "predicted": "true", "metric": metric, "correlation_id": correlation_id, "tenant": tenant}
+              "predicted": "true", "metric": metric, "tenant": tenant}
     labels = {k: v for k, v in labels.items() if v}
     text = METRIC_TEXT[metric]
     annotations = {
@@ -118,7 +118,8 @@ def predicted_alert(service: str, metric: Metric, threshold: float, forecast: Fo
         "predicted_breach_at_ms": str(breach_ns // 1_000_000),
         "threshold": f"{threshold:g}",
     }
-    if correlation_id:
+    if correlation_id:  # an annotation, as on anomaly alerts (agents/alerting.py)
+        annotations["correlation_id"] = correlation_id
         annotations["correlation_url"] = f"{api_url}/api/v1/correlate/{quote(correlation_id, safe='')}"
     query = urlencode({"service": service, "metric": metric})
     return Alert(labels, annotations, now_ns, f"{api_url}/api/v1/trends?{query}", "firing", None, now_ns, 0.0)

@@ -149,7 +149,7 @@ async def test_detect_scores_stored_spans_window_by_window(client: httpx.AsyncCl
     assert len(found["windows"]) == WINDOWS
     assert {w["start"][11:16] for w in found["anomalies"]} >= {"00:40", "00:41"}
     assert [a["status"] for a in found["alerts"]] == ["firing", "resolved"]
-    assert found["alerts"][0]["labels"]["correlation_id"].startswith("req-payments-4")
+    assert found["alerts"][0]["annotations"]["correlation_id"].startswith("req-payments-4")
 
 
 @pytest.mark.parametrize("body, parameter", [
@@ -171,7 +171,7 @@ async def test_predict_forecasts_the_ramp_crossing_its_threshold(client: httpx.A
     assert by_service["catalog"]["breach_in_minutes"] is None
     [alert] = found["alerts"]
     assert alert["labels"]["predicted"] == "true" and alert["labels"]["service"] == "checkout"
-    assert alert["labels"]["correlation_id"].startswith("req-checkout-59-")
+    assert alert["annotations"]["correlation_id"].startswith("req-checkout-59-")
     bad = await post(client, "/api/v1/alerts/predict", {"metric": "cpu", "threshold": 1}, 400)
     assert bad["parameter"] == "metric"
 

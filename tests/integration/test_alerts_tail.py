@@ -15,7 +15,7 @@ from schemas.alerts import Alert, encode_alert
 from tests.support.builders import settings_for
 
 FIRING = Alert({"alertname": "OllyStackAnomaly", "service": "checkout", "operation": "POST /pay",
-                "severity": "critical", "correlation_id": "req-1"}, {"summary": "slow", "score": "0.93"},
+                "severity": "critical"}, {"summary": "slow", "score": "0.93", "correlation_id": "req-1"},
                1_763_856_000_000_000_000, "http://olly/api/v1/anomalies", updated_at_ns=1_763_856_020_000_000_000)
 RESOLVED = FIRING.resolve(1_763_856_060_000_000_000, 1_763_856_090_000_000_000)
 
@@ -46,5 +46,6 @@ def test_tail_prints_alerts_from_the_beginning(kafka_bootstrap: str, unique: str
                                       fmt="table", out=table, err=io.StringIO()))
     first, second = table.getvalue().splitlines()
     assert printed == 2
-    assert first.startswith("2025-11-23T00:00:20.000Z FIRING   critical checkout POST /pay score=0.93")
+    assert first.startswith("2025-11-23T00:00:20.000Z FIRING   critical checkout POST /pay score=0.93 "
+                            "correlation_id=req-1")
     assert second.startswith("2025-11-23T00:01:00.000Z RESOLVED")

@@ -182,7 +182,7 @@ async def test_demo_faults_alert_on_their_service_once_and_a_restart_keeps_the_m
         assert 0 < delay <= limit, seen
     fired = feed.of(SLOW, "firing")[0]
     assert fired.annotations["impact"].endswith("api-gateway, order-service")
-    assert fired.labels["correlation_id"] and fired.annotations["correlation_url"].startswith("http://olly.test:8080/")
+    assert fired.annotations["correlation_id"] and fired.annotations["correlation_url"].startswith("http://olly.test:8080/")
     # The callers scored the incident too, and the rows say which service explains them.
     explained = warehouse.query(
         f"SELECT DISTINCT toString(ServiceName) AS service FROM {warehouse.database}.ollystack_anomalies FINAL "

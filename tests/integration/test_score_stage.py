@@ -182,10 +182,10 @@ async def test_a_latency_step_and_an_error_burst_give_one_alert_each_and_resolve
     key, fired = by_key[("checkout", "firing")]
     assert key == fired.fingerprint == by_key[("checkout", "resolved")][1].fingerprint
     assert fired.annotations["feature"].startswith("latency")
-    assert fired.annotations["correlation_url"] == f"http://olly.test:8080/api/v1/correlate/{fired.labels['correlation_id']}"
+    assert fired.annotations["correlation_url"] == f"http://olly.test:8080/api/v1/correlate/{fired.annotations['correlation_id']}"
     assert by_key[("payments", "firing")][1].annotations["feature"] == "error_rate"
     # The exemplar is a span of the incident: of the slow service, or a failed one.
-    assert 12 <= int(fired.labels["correlation_id"].split("-")[2]) <= 17
+    assert 12 <= int(fired.annotations["correlation_id"].split("-")[2]) <= 17
     stored = warehouse.query(f"SELECT ServiceName, Status, Fingerprint FROM {warehouse.database}.{ALERTS_TABLE} FINAL "
                              "ORDER BY ServiceName, Status")
     assert [(r["ServiceName"], r["Status"]) for r in stored] == [

@@ -49,9 +49,11 @@ def test_resolved_alert_keeps_labels_and_fingerprint_and_spans_the_incident() ->
     assert fired.labels == resolved.labels
     assert fired.fingerprint == resolved.fingerprint == fingerprint(fired.labels)
     assert fired.labels == {"alertname": "OllyStackAnomaly", "service": "checkout", "operation": "POST /pay",
-                            "severity": "critical", "correlation_id": "req-1"}  # from the peak window
+                            "severity": "critical"}
     assert (fired.starts_at_ns, resolved.ends_at_ns) == (0, 3 * W)
     body = fired.to_json()
+    # The peak window's exemplar, an annotation so that it does not change the fingerprint.
+    assert body["annotations"]["correlation_id"] == "req-1"
     assert body["annotations"]["correlation_url"] == "http://olly:8080/api/v1/correlate/req-1"
     assert body["status"] == "firing" and body["endsAt"] == "0001-01-01T00:00:00Z"
     assert body["generatorURL"].startswith("http://olly:8080/api/v1/anomalies?service=checkout")

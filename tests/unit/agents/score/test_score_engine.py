@@ -59,8 +59,8 @@ def test_a_latency_step_and_an_error_burst_alert_once_each_and_resolve() -> None
     # The exemplar is an offending span of the incident: a slow one, a failed one.
     spans = {r["CorrelationId"]: r for w in range(NORMAL, NORMAL + 2)
              for r in window_rows(w, "checkout", latency_ms=400.0) + window_rows(w, "payments", error_rate=0.5)}
-    assert spans[fired["checkout"].labels["correlation_id"]]["Duration"] > 400 * 1_000_000
-    assert spans[fired["payments"].labels["correlation_id"]]["StatusCode"] == "Error"
+    assert spans[fired["checkout"].annotations["correlation_id"]]["Duration"] > 400 * 1_000_000
+    assert spans[fired["payments"].annotations["correlation_id"]]["StatusCode"] == "Error"
     rows = [r for c in closed for r in c.rows]
     assert {r["SpanName"] for r in rows if r["ServiceName"] == "steady"} == {"", "GET /a", "POST /b"}
     assert max(r["Score"] for r in rows if r["ServiceName"] == "steady") < CONFIG.threshold
@@ -107,7 +107,7 @@ def test_a_service_that_stops_sending_alerts_on_throughput() -> None:
     closed += feed(engine, range(NORMAL + 6, NORMAL + 10), {"b": normal})
     fired = [a for c in closed for a in c.alerts if a.labels["service"] == "a"]
     assert [a.status for a in fired] == ["firing"]
-    assert fired[0].annotations["feature"] == "throughput" and "correlation_id" not in fired[0].labels
+    assert fired[0].annotations["feature"] == "throughput" and "correlation_id" not in fired[0].annotations
 
 
 def test_operations_beyond_the_limit_share_the_overflow_key() -> None:

@@ -63,3 +63,4 @@ def test_predicted_alerts_are_labelled_predicted() -> None:
     assert alert.labels["predicted"] == "true" and alert.labels["alertname"] == "OllyStackPredictedBreach"
     assert alert.to_row()["Predicted"] == 1
     assert alert.annotations["correlation_url"] == "http://olly/api/v1/correlate/req-9"
+    assert alert.annotations["correlation_id"] == "req-9" and "correlation_id" not in alert.labels

@@ -35,8 +35,9 @@ def test_times_round_trip_in_rfc3339() -> None:
 
 
 def alert(**changes: object) -> Alert:
-    fields = dict(labels={"alertname": "OllyStackAnomaly", "service": "checkout", "correlation_id": "req-1"},
-                  annotations={"summary": "s", "description": "d", "score": "0.8"}, starts_at_ns=T,
+    fields = dict(labels={"alertname": "OllyStackAnomaly", "service": "checkout"},
+                  annotations={"summary": "s", "description": "d", "score": "0.8", "correlation_id": "req-1"},
+                  starts_at_ns=T,
                   generator_url="http://olly/api/v1/anomalies", score=0.8)
     fields.update(changes)
     return Alert(**fields)  # type: ignore[arg-type]
