@@ -18,18 +18,18 @@ $(STAMP): pyproject.toml constraints.txt
 tools:
 	ops/tools/fetch alertmanager helm
 
-setup: $(STAMP) tools
+setup: $(STAMP)
 
 run: setup
 	$(BIN)/ollystack up
 
-test: setup
+test: setup tools
 	$(BIN)/python -m pytest
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
 
-integration: setup
+integration: setup tools
 	$(BIN)/python -m pytest tests/integration
 
 # Style and bug rules (ruff), strict types (mypy), and no upward import or cycle (import-linter).
