@@ -25,6 +25,7 @@ from schemas.tables import (
     SERVICE_ROLLUP_TABLE,
     TRACE_ID_TS_TABLE,
     TRACE_LINKS_TABLE,
+    TRACE_SPANS_TABLE,
     TRACES_TABLE,
 )
 from sinks.warehouse import Warehouse, check_identifier
@@ -56,6 +57,7 @@ class Retention:
 # its $placeholder to its CREATE TABLE.
 RETENTION: tuple[Retention, ...] = (
     Retention(TRACES_TABLE, "Timestamp", "traces_ttl_days", "traces_ttl"),
+    Retention(TRACE_SPANS_TABLE, "Timestamp", "traces_ttl_days", "traces_ttl"),
     Retention(TRACE_ID_TS_TABLE, "Start", "traces_ttl_days", "trace_id_ts_ttl"),
     *(Retention(table, "Minute", "traces_ttl_days", "traces_ttl_minute")
       for table in (SERVICE_ROLLUP_TABLE, SERVICE_EDGES_TABLE, ROLLUP_DIRTY_TABLE, ROLLUP_MINUTES_TABLE)),

@@ -63,7 +63,8 @@ def client_from_url(url: str) -> Any:
         secure=secure,
         verify=options.get("verify", "true") != "false",
         compression=compression,
-        settings={"server_side_params": True},
+        # use_query_condition_cache: off, as on chDB (sinks/engine.py says why).
+        settings={"server_side_params": True, "use_query_condition_cache": 0},
     )
 
 

@@ -7,6 +7,9 @@ ID from ``ollystack_correlation_traces``) and the correlation index (fed by view
 rows' own CorrelationId), and the rows of those traces are returned whatever ID they were
 stored with.
 
+Spans are read from their trace-sorted copy (``ollystack_trace_spans``, 0011): in otel_traces
+the Collector's sort key scatters a trace's spans over as many granules as it has spans.
+
 Reads are not narrowed by the traces' time ranges from ``otel_traces_trace_id_ts``: measured
 at 10M spans (benchmarks/correlation_lookup.py) that made a lookup about 60 ms slower (p50
 234 -> 294 ms), because the TraceId bloom filter already finds the same granules (time is
@@ -37,7 +40,6 @@ from schemas.tables import (
     EXEMPLARS_TABLE,
     LOGS_TABLE,
     TRACE_LINKS_TABLE,
-    TRACES_TABLE,
 )
 from sinks.warehouse import Warehouse
 
@@ -87,9 +89,8 @@ def _row_selects(scope: QueryScope) -> list[str]:
     # one record share TraceId (sort key) and, being replays of one record, its CorrelationId.
     return [
         f"SELECT {SPANS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
-        f"formatRowNoNewline('JSONEachRow', {SPAN_COLUMNS}) AS row FROM {scope.table(TRACES_TABLE)} FINAL "
-        f"PREWHERE TraceId IN {TRACE_ID_SET} WHERE 1 = 1{scope.tenant_filter()} "
-        f"ORDER BY Timestamp, SpanId LIMIT {{max_spans:UInt32}}",
+        f"formatRowNoNewline('JSONEachRow', {SPAN_COLUMNS}) AS row "
+        f"FROM {scope.trace_spans(f'TraceId IN {TRACE_ID_SET}')} ORDER BY Timestamp, SpanId LIMIT {{max_spans:UInt32}}",
         f"SELECT {LOGS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
         f"formatRowNoNewline('JSONEachRow', {LOG_COLUMNS}) AS row FROM {scope.table(LOGS_TABLE)} FINAL "
         f"WHERE (TraceId IN {TRACE_ID_SET} OR (TraceId = '' AND CorrelationId = {{cid:String}}))"

@@ -12,7 +12,7 @@ from api.queries.correlation import CorrelationRows, best_links
 from api.queries.scope import BY_TRACE_SETTINGS, TENANT_COLUMN, QueryScope
 from api.queries.traces import trace_own_ids
 from core.types import Row
-from schemas.tables import EXEMPLARS_TABLE, LOGS_TABLE, TRACES_TABLE
+from schemas.tables import EXEMPLARS_TABLE, LOGS_TABLE
 from sinks.warehouse import Warehouse
 
 SPANS, LOGS, EXEMPLARS = 1, 2, 3
@@ -21,8 +21,8 @@ SPANS, LOGS, EXEMPLARS = 1, 2, 3
 def _sql(scope: QueryScope) -> str:
     selects = [
         f"SELECT {SPANS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
-        f"formatRowNoNewline('JSONEachRow', {SPAN_COLUMNS}) AS row FROM {scope.table(TRACES_TABLE)} FINAL "
-        f"PREWHERE TraceId = {{trace_id:String}} WHERE 1 = 1{scope.tenant_filter()} "
+        f"formatRowNoNewline('JSONEachRow', {SPAN_COLUMNS}) AS row "
+        f"FROM {scope.trace_spans('TraceId = {trace_id:String}')} "
         f"ORDER BY Timestamp, SpanId LIMIT {{max_spans:UInt32}}",
         f"SELECT {LOGS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
         f"formatRowNoNewline('JSONEachRow', {LOG_COLUMNS}) AS row FROM {scope.table(LOGS_TABLE)} FINAL "

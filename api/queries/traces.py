@@ -51,9 +51,8 @@ class TraceFilter:
 async def trace_spans(warehouse: Warehouse, scope: QueryScope, trace_id: str, max_spans: int) -> list[Row]:
     """The spans of one trace in time order (at most ``max_spans``)."""
     sql = (
-        f"SELECT {SPAN_COLUMNS} FROM {scope.table(TRACES_TABLE)} FINAL "
-        f"PREWHERE TraceId = {{trace_id:String}} WHERE 1 = 1{scope.tenant_filter()} "
-        f"ORDER BY Timestamp, SpanId LIMIT {{max_rows:UInt32}} {BY_TRACE_SETTINGS}"
+        f"SELECT {SPAN_COLUMNS} FROM {scope.trace_spans('TraceId = {trace_id:String}')} "
+        f"ORDER BY Timestamp, SpanId LIMIT {{max_rows:UInt32}}"
     )
     return await asyncio.to_thread(
         warehouse.query, sql, scope.params(trace_id=trace_id, max_rows=max_spans))
@@ -62,13 +61,13 @@ async def trace_spans(warehouse: Warehouse, scope: QueryScope, trace_id: str, ma
 async def trace_own_ids(warehouse: Warehouse, scope: QueryScope, trace_id: str) -> list[str]:
     """Non-empty CorrelationIds stored on the trace's spans and logs visible in ``scope``,
     earliest first (spans before logs at equal times)."""
-    parts = []
-    for table in (TRACES_TABLE, LOGS_TABLE):
-        parts.append(
-            f"SELECT CorrelationId, min(Timestamp) AS first FROM {scope.table(table)} FINAL "
-            f"PREWHERE TraceId = {{trace_id:String}} WHERE CorrelationId != ''{scope.tenant_filter()} "
-            f"GROUP BY CorrelationId"
-        )
+    parts = [
+        f"SELECT CorrelationId, min(Timestamp) AS first FROM {scope.trace_spans('TraceId = {trace_id:String}')} "
+        f"WHERE CorrelationId != '' GROUP BY CorrelationId",
+        f"SELECT CorrelationId, min(Timestamp) AS first FROM {scope.table(LOGS_TABLE)} FINAL "
+        f"PREWHERE TraceId = {{trace_id:String}} WHERE CorrelationId != ''{scope.tenant_filter()} "
+        f"GROUP BY CorrelationId",
+    ]
     sql = f"SELECT CorrelationId FROM ({' UNION ALL '.join(parts)}) ORDER BY first LIMIT 10 {BY_TRACE_SETTINGS}"
     rows = await asyncio.to_thread(warehouse.query, sql, scope.params(trace_id=trace_id))
     return [row["CorrelationId"] for row in rows]
@@ -114,8 +113,7 @@ def _summary_sql(scope: QueryScope) -> str:
         f"if(countIf({root}) > 0, argMinIf(toString(SpanName), Timestamp, {root}), "
         f"argMin(toString(SpanName), Timestamp)) AS root_operation, "
         f"argMinIf(CorrelationId, Timestamp, CorrelationId != '') AS own_correlation_id "
-        f"FROM {scope.table(TRACES_TABLE)} FINAL PREWHERE TraceId IN {TRACE_ID_SET} "
-        f"WHERE 1 = 1{scope.tenant_filter()} GROUP BY TraceId {BY_TRACE_SETTINGS}"
+        f"FROM {scope.trace_spans(f'TraceId IN {TRACE_ID_SET}')} GROUP BY TraceId"
     )
 
 
