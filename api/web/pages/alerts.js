@@ -1,0 +1,56 @@
+// Alerts: firing and resolved alerts, live over the API's server-sent event stream, each linked
+// to its correlation and to the correlation's analysis.
+import { get, stream } from "/ui/api.js";
+import { correlationHref, empty, fmtAgo, fmtTime, h } from "/ui/dom.js";
+
+function alertRow(alert) {
+  const cid = alert.labels.correlation_id;
+  const firing = alert.status === "firing";
+  return h("li", { class: `alert ${firing ? "firing" : "resolved"}`, dataset: { fingerprint: alert.fingerprint, status: alert.status } },
+    h("div", { class: "alert-head" },
+      h("span", { class: `badge ${firing ? "bad" : "good"}` }, alert.status),
+      h("span", { class: `badge sev-${alert.labels.severity || "warning"}` }, alert.labels.severity || "warning"),
+      h("strong", {}, alert.labels.service || alert.labels.alertname),
+      alert.labels.operation ? h("span", { class: "muted" }, ` · ${alert.labels.operation}`) : null,
+      h("span", { class: "muted right", title: fmtTime(alert.updatedAt) }, `${firing ? "since" : "resolved"} ${fmtAgo(firing ? alert.startsAt : alert.updatedAt)}`)),
+    h("div", { class: "alert-summary" }, alert.annotations.summary || alert.labels.alertname),
+    alert.annotations.description ? h("div", { class: "muted small" }, alert.annotations.description) : null,
+    cid ? h("div", { class: "alert-links" },
+      h("a", { href: correlationHref(cid), "data-link": true }, "Open correlation"),
+      h("a", { href: correlationHref(cid, "insights"), "data-link": true }, "Root-cause analysis"),
+      h("span", { class: "mono muted small" }, cid)) : null);
+}
+
+export async function alertsPage({ main, onLeave }) {
+  const listing = await get("/api/v1/alerts", { status: "all", limit: 200 });
+  const alerts = new Map();
+  // Oldest first, so the latest message of each alert is the one kept.
+  for (const alert of [...listing.alerts].reverse()) alerts.set(alert.fingerprint, alert);
+  const list = h("ul", { class: "alerts", id: "alert-list" });
+  const status = h("span", { class: "live", id: "live" }, "connecting…");
+  const counts = h("span", { class: "muted" });
+  const draw = () => {
+    const items = [...alerts.values()].sort((a, b) => (a.status === b.status ? (b.updatedAt > a.updatedAt ? 1 : -1)
+      : a.status === "firing" ? -1 : 1));
+    const firing = items.filter((a) => a.status === "firing").length;
+    counts.textContent = `${firing} firing · ${items.length - firing} resolved`;
+    list.replaceChildren(...(items.length ? items.map(alertRow) : [empty("No alerts yet. New ones appear here as they fire.")]));
+  };
+  main.replaceChildren(
+    h("section", { class: "page-head" }, h("div", {}, h("div", { class: "eyebrow" }, "Alerts"), h("h1", {}, "Alerts")),
+      h("div", { class: "head-meta" }, counts, status)),
+    h("section", { class: "panel" }, list));
+  draw();
+  const controller = new AbortController();
+  onLeave(() => controller.abort());
+  status.textContent = "● live";
+  status.classList.add("on");
+  stream("/api/v1/alerts/stream", {}, (event) => {
+    if (event.event !== "alert") return;
+    const alert = JSON.parse(event.data);
+    alerts.set(alert.fingerprint, alert);
+    draw();
+  }, controller.signal).then(() => {
+    if (!controller.signal.aborted) { status.textContent = "stream ended"; status.classList.remove("on"); }
+  }, (error) => { status.textContent = `stream failed: ${error.message}`; status.classList.remove("on"); });
+}
