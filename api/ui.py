@@ -32,14 +32,14 @@ def page_html(auth_required: bool) -> str:
     return shell.replace(AUTH_MARK, "required" if auth_required else "off")
 
 
-def ui_routes(auth_required: bool) -> list[BaseRoute]:
+def ui_routes(auth_required: bool, vendor_dir: Path = VENDOR_DIR) -> list[BaseRoute]:
     """The page routes (kept out of the OpenAPI document: they are not API operations) and
     /ui/ for the static files. Without the built libraries every page answers 503 saying how
     to build them; the API itself is unaffected."""
 
     async def page(request: Request) -> Response:
-        if not ui_built():
-            return PlainTextResponse(NOT_BUILT.format(folder=VENDOR_DIR), status_code=503)
+        if not ui_built(vendor_dir):
+            return PlainTextResponse(NOT_BUILT.format(folder=vendor_dir), status_code=503)
         return HTMLResponse(page_html(auth_required), headers={"Cache-Control": "no-cache"})
 
     return [*(Route(path, page, methods=["GET"], include_in_schema=False) for path in PAGES),

@@ -88,6 +88,10 @@ async def _start_readers(settings: Settings, roles: Iterable[str], bootstrap: st
         await api.start()
         stack.push_async_callback(api.stop)
         endpoints.append(("Query API", f"http://{settings.host}:{api.port}"))
+        from api.ui import ui_built
+
+        endpoints.append(("Web UI", f"http://{settings.host}:{api.port}/" if ui_built()
+                          else "not built: run `make ui` (needs Node.js and npm), then reload"))
     return endpoints
 
 

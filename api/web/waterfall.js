@@ -103,8 +103,10 @@ export function renderWaterfall(container, context, { onSelect, critical: critic
       class: "wf-bar", style: { left: `${left}%`, width: `max(2px, ${right - left}%)`,
         background: span.error ? "var(--error)" : serviceColor(span.service) },
     }) : null;
-    const label = h("span", { class: "wf-duration", style: { left: `min(calc(${right}% + 6px), calc(100% - 70px))` } },
-      fmtMs(span.duration_ms));
+    // Past the track's end the duration goes inside the bar's right end.
+    const inside = right > 88 && right - left > 12;
+    const label = h("span", { class: `wf-duration ${inside ? "inside" : ""}`,
+      style: inside ? { right: `calc(${100 - right}% + 6px)` } : { left: `calc(${right}% + 6px)` } }, fmtMs(span.duration_ms));
     return h("div", {
       class: classes, dataset: { spanId: span.span_id, service: span.service, error: span.error ? "true" : "false" },
       onclick: () => { selected = key; draw(); onSelect?.(span); },

@@ -76,6 +76,8 @@ def test_up_prints_endpoints_serves_and_stops_cleanly(tmp_path: Path, sig: signa
         api = re.search(r"Query API\s+(http://\S+)", text)
         assert api, text
         assert httpx.get(f"{api.group(1)}/readyz", timeout=10).json() == {"status": "ready"}
+        ui = re.search(r"Web UI\s+(http://\S+/)", text)  # make test builds the UI first
+        assert ui and httpx.get(ui.group(1), timeout=10).headers["content-type"].startswith("text/html"), text
         assert jvms_using(tmp_path / "kafka"), "the local broker should be running"
         proc.send_signal(sig)
         assert proc.wait(90) == 0

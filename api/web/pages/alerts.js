@@ -11,7 +11,7 @@ function alertRow(alert) {
       h("span", { class: `badge ${firing ? "bad" : "good"}` }, alert.status),
       h("span", { class: `badge sev-${alert.labels.severity || "warning"}` }, alert.labels.severity || "warning"),
       h("strong", {}, alert.labels.service || alert.labels.alertname),
-      alert.labels.operation ? h("span", { class: "muted" }, ` · ${alert.labels.operation}`) : null,
+      alert.labels.operation && alert.labels.operation !== "*" ? h("span", { class: "muted" }, ` · ${alert.labels.operation}`) : null,
       h("span", { class: "muted right", title: fmtTime(alert.updatedAt) }, `${firing ? "since" : "resolved"} ${fmtAgo(firing ? alert.startsAt : alert.updatedAt)}`)),
     h("div", { class: "alert-summary" }, alert.annotations.summary || alert.labels.alertname),
     alert.annotations.description ? h("div", { class: "muted small" }, alert.annotations.description) : null,
@@ -22,7 +22,7 @@ function alertRow(alert) {
 }
 
 export async function alertsPage({ main, onLeave }) {
-  const listing = await get("/api/v1/alerts", { status: "all", limit: 200 });
+  const listing = await get("/api/v1/alerts", { limit: 200 });
   const alerts = new Map();
   // Oldest first, so the latest message of each alert is the one kept.
   for (const alert of [...listing.alerts].reverse()) alerts.set(alert.fingerprint, alert);
