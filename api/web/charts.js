@@ -6,13 +6,13 @@ export function timeChart(container, { times, series, format = (v) => String(v),
   const width = Math.max(240, container.clientWidth || 320);
   const options = {
     width, height,
-    legend: { show: series.length > 1, live: true },
+    legend: { show: series.length > 1, live: false },
     cursor: { points: { size: 6 } },
     scales: { x: { time: true } },
     axes: [
       { stroke: "#6b7280", grid: { stroke: "#f1f5f9" }, ticks: { stroke: "#e5e7eb" }, font: "11px system-ui" },
       { stroke: "#6b7280", grid: { stroke: "#f1f5f9" }, ticks: { stroke: "#e5e7eb" }, font: "11px system-ui",
-        size: 56, values: (u, values) => values.map(format) },
+        size: 64, values: (u, values) => values.map(format) },
     ],
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.6, value: (u, v) => (v === null ? "–" : format(v)),
       fill: series.length === 1 ? `${s.color}22` : undefined, points: { show: false } }))],

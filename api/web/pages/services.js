@@ -18,7 +18,7 @@ export async function servicesPage({ main, params, navigate, onLeave }) {
   const kinds = new Map(map.nodes.map((n) => [n.service, n.kind]));
   const nodes = [...names].sort().map((name) => {
     const s = byName.get(name);
-    const label = s ? `${name}\n${(s.requests / (minutes * 60)).toFixed(2)} req/s · ${fmtPct(s.error_rate)} err\np95 ${fmtMs(s.p95_ms)}`
+    const label = s ? `${name}\n${fmtCount(s.requests)} req · ${fmtPct(s.error_rate)} err\np95 ${fmtMs(s.p95_ms)}`
       : `${name}\n${kinds.get(name) || ""}`;
     return { id: name, label, color: serviceColor(name), kind: kinds.get(name) || "service", error: Boolean(s && s.errors) };
   });
@@ -26,10 +26,11 @@ export async function servicesPage({ main, params, navigate, onLeave }) {
     label: `${fmtCount(e.calls)} calls${e.errors ? ` · ${fmtCount(e.errors)} errors` : ""}` }));
   const graphBox = h("div", { class: "graph tall", id: "service-map" });
   const table = stats.services.length ? h("table", { class: "grid", id: "service-table" },
-    h("thead", {}, h("tr", {}, ["Service", "Requests/s", "Error rate", "p50", "p95", "p99", ""].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ["Service", "Requests", "Requests/s", "Error rate", "p50", "p95", "p99", ""].map((c) => h("th", {}, c)))),
     h("tbody", {}, stats.services.map((s) => h("tr", { class: s.errors ? "error" : "" },
       h("td", {}, h("span", { class: "dot", style: { background: serviceColor(s.service) } }), s.service),
-      h("td", { class: "num" }, (s.requests / (minutes * 60)).toFixed(2)),
+      h("td", { class: "num" }, fmtCount(s.requests)),
+      h("td", { class: "num", title: `averaged over the last ${range}` }, (s.requests / (minutes * 60)).toFixed(2)),
       h("td", { class: "num" }, s.errors ? h("span", { class: "badge bad" }, fmtPct(s.error_rate)) : fmtPct(s.error_rate)),
       h("td", { class: "num" }, fmtMs(s.p50_ms)), h("td", { class: "num" }, fmtMs(s.p95_ms)), h("td", { class: "num" }, fmtMs(s.p99_ms)),
       h("td", {}, h("a", { href: failingHref(s.service, range), "data-link": true }, "failing correlations →"))))))
