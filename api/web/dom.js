@@ -52,6 +52,14 @@ export function fmtTime(iso) {
     + `${d.toLocaleTimeString(undefined, { hour12: false })}.${String(d.getMilliseconds()).padStart(3, "0")}`;
 }
 
+// The time of day only, with milliseconds: rows of one request share their date.
+export function fmtClock(iso) {
+  const ms = isoMs(iso);
+  if (Number.isNaN(ms)) return "–";
+  const d = new Date(ms);
+  return `${d.toLocaleTimeString(undefined, { hour12: false })}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+}
+
 export function fmtAgo(iso) {
   const s = Math.max(0, (Date.now() - isoMs(iso)) / 1000);
   if (s < 60) return `${Math.round(s)} s ago`;

@@ -132,7 +132,11 @@ export function renderWaterfall(container, context, { onSelect, critical: critic
       onclick: () => { view = [...full]; draw(); } }, "Reset zoom");
     container.replaceChildren(
       h("div", { class: "wf-hint" }, h("span", { class: "muted" },
-        `${rows.length} spans · ${logs.length} logs · drag across the bars to zoom`), reset),
+        `${rows.length} spans · ${logs.length} logs · drag across the bars to zoom`,
+        h("span", { class: "wf-legend" },
+          h("span", {}, h("i", { style: { background: "var(--error)" } }), "error"),
+          h("span", {}, h("i", { style: { boxShadow: "0 0 0 1.5px #111827" } }), "critical path"),
+          h("span", {}, h("i", { style: { background: "#0284c7", width: "4px" } }), "log"))), reset),
       axis(), body);
     enableZoom(body);
   }

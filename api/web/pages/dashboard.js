@@ -45,7 +45,7 @@ function nlqBox() {
 }
 
 export async function dashboardPage({ main, params, navigate, onLeave }) {
-  const range = RANGES[params.get("range")] ? params.get("range") : "1h";
+  const range = RANGES[params.get("range")] ? params.get("range") : "15m";
   const start = rangeStart(range);
   const [stats, map, ...trends] = await Promise.all([
     get("/api/v1/services", { start, limit: 200 }), get("/api/v1/service-map", { start, limit: 1000 }),
@@ -80,7 +80,8 @@ export async function dashboardPage({ main, params, navigate, onLeave }) {
     h("div", { class: "chart-grid" }, chartPanels.map((c) => c.panel)),
     panel("Ask a question", nlqBox()));
   for (const c of chartPanels) {
-    if (c.data.times.length) charts.push(timeChart(c.box, { times: c.data.times, series: c.data.series, format: c.format }));
+    const window = [isoMs(trends[0].time_range.start) / 1000, isoMs(trends[0].time_range.end) / 1000];
+    if (c.data.times.length) charts.push(timeChart(c.box, { times: c.data.times, series: c.data.series, format: c.format, window }));
     else c.box.replaceChildren(empty("No data in this window."));
   }
   onLeave(() => charts.forEach((c) => c.destroy()));

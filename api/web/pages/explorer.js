@@ -1,7 +1,7 @@
 // The Correlation Explorer: everything stored under one correlation ID on one page.
 import { ApiError, get, post } from "/ui/api.js";
 import {
-  attributeTable, card, empty, fmtCount, fmtMs, fmtTime, h, isoMs, panel, serviceColor,
+  attributeTable, card, empty, fmtClock, fmtCount, fmtMs, fmtTime, h, isoMs, panel, serviceColor,
 } from "/ui/dom.js";
 import { serviceGraph } from "/ui/graph.js";
 import { renderWaterfall } from "/ui/waterfall.js";
@@ -24,7 +24,7 @@ export function requestFlow(context) {
   }
   const nodes = context.services.map((s) => ({
     id: s.name, color: serviceColor(s.name), error: s.errors > 0,
-    label: `${s.name}\n${s.spans} spans · ${s.logs} logs${s.errors ? ` · ${s.errors} errors` : ""}`,
+    label: `${s.name}\n${s.spans} spans${s.errors ? ` · ${s.errors} errors` : ""}`,
   }));
   const links = [...edges.values()].map((e) => ({
     ...e, label: `${e.calls} call${e.calls === 1 ? "" : "s"}${e.errors ? ` · ${e.errors} failed` : ""}`,
@@ -64,10 +64,11 @@ function spanTable(context, onSelect) {
   return h("table", { class: "grid", id: "span-table" },
     h("thead", {}, h("tr", {}, ["Start", "Service", "Operation", "Kind", "Duration", "Status"].map((c) => h("th", {}, c)))),
     h("tbody", {}, spans.map((s) => h("tr", { class: s.error ? "error clickable" : "clickable", onclick: () => onSelect(s) },
-      h("td", { class: "mono" }, fmtTime(s.timestamp)),
-      h("td", {}, h("span", { class: "dot", style: { background: serviceColor(s.service) } }), s.service),
+      h("td", { class: "mono nowrap" }, fmtClock(s.timestamp)),
+      h("td", { class: "nowrap" }, h("span", { class: "dot", style: { background: serviceColor(s.service) } }), s.service),
       h("td", {}, s.name), h("td", {}, s.kind), h("td", { class: "num" }, fmtMs(s.duration_ms)),
-      h("td", {}, s.error ? h("span", { class: "badge bad" }, s.status_message || "Error") : s.status_code)))));
+      h("td", { class: "status" }, s.error ? h("span", { class: "badge bad", title: s.status_message }, s.status_message || "Error")
+        : s.status_code)))));
 }
 
 function logTable(logs) {
@@ -75,7 +76,7 @@ function logTable(logs) {
   return h("table", { class: "grid", id: "log-table" },
     h("thead", {}, h("tr", {}, ["Time", "Level", "Service", "Body", "Attributes"].map((c) => h("th", {}, c)))),
     h("tbody", {}, logs.map((l) => h("tr", { class: l.error ? "error" : "" },
-      h("td", { class: "mono" }, fmtTime(l.timestamp)),
+      h("td", { class: "mono nowrap" }, fmtClock(l.timestamp)),
       h("td", {}, h("span", { class: `badge level-${l.level.toLowerCase()}` }, l.level)),
       h("td", {}, l.service), h("td", { class: "body" }, l.body),
       h("td", { class: "mono small" }, Object.entries(l.attributes || {}).map(([k, v]) => `${k}=${v}`).join("  "))))));
@@ -86,7 +87,7 @@ function metricTable(metrics) {
   return h("table", { class: "grid", id: "metric-table" },
     h("thead", {}, h("tr", {}, ["Time", "Metric", "Type", "Service", "Value", "Span"].map((c) => h("th", {}, c)))),
     h("tbody", {}, metrics.map((m) => h("tr", {},
-      h("td", { class: "mono" }, fmtTime(m.timestamp)), h("td", {}, m.metric_name), h("td", {}, m.metric_type),
+      h("td", { class: "mono nowrap" }, fmtClock(m.timestamp)), h("td", {}, m.metric_name), h("td", {}, m.metric_type),
       h("td", {}, m.service), h("td", { class: "num" }, m.value === null ? "–" : String(m.value)),
       h("td", { class: "mono small" }, m.span_id)))));
 }
@@ -185,13 +186,14 @@ export async function explorerPage({ main, params, onLeave }, encodedId) {
         summary.truncated ? h("span", { class: "badge warn" }, "truncated: caps reached") : null)),
     summaryCards(summary),
     h("div", { class: "explorer-grid" },
-      panel("Timeline", waterfallBox),
+      h("div", { class: "stack" },
+        panel("Timeline", waterfallBox),
+        h("section", { class: "panel" }, tabBar, tabBody)),
       h("div", { class: "stack" },
         panel("Service flow", h("div", {}, flowBox, h("div", { class: "legend", id: "flow-services" },
           context.services.map((s) => h("span", { class: `chip ${s.errors ? "bad" : ""}`, dataset: { service: s.name } },
             h("span", { class: "dot", style: { background: serviceColor(s.name) } }), s.name))))),
-        panel("Errors", errorList(context.errors.slice(0, 5))))),
-    h("section", { class: "panel" }, tabBar, tabBody));
+        panel("Errors", errorList(context.errors)))));
 
   const waterfall = renderWaterfall(waterfallBox, context, { onSelect: (span) => { selected = span; tab = "traces"; drawTabs(); } });
   const flow = requestFlow(context);
