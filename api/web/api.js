@@ -62,11 +62,13 @@ export async function post(path, body, signal = undefined) {
 }
 
 // Server-sent events read through fetch, because EventSource cannot send the Authorization
-// header. Calls onEvent({event, data, id}) per event until ``signal`` aborts; resolves then.
-export async function stream(path, params, onEvent, signal) {
+// header. Calls onOpen() once the server answered, then onEvent({event, data, id}) per event
+// until ``signal`` aborts; resolves then.
+export async function stream(path, params, onEvent, signal, onOpen = () => {}) {
   needKey();
   const response = await fetch(url(path, params), { headers: headers({ Accept: "text/event-stream" }), signal });
   if (!response.ok) return answer(response);
+  onOpen();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   try {

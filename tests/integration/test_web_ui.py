@@ -56,9 +56,12 @@ class Stack:
         return await asyncio.to_thread(self.get, path, **params)
 
     async def failing(self) -> dict[str, Any]:
-        found = await asyncio.to_thread(self.failing_correlation)
-        assert found is not None
+        found: dict[str, Any] = await wait_until(self.failing_correlation, 60, "a failing correlation of the fault")
         return found
+
+    def firing(self) -> list[dict[str, Any]]:
+        alerts = self.get("/api/v1/alerts", status="firing", service=FAILING)["alerts"]
+        return [a for a in alerts if a["status"] == "firing"]
 
     def get(self, path: str, **params: Any) -> Any:
         response = httpx.get(self.api + path, params=params, timeout=30)
@@ -104,7 +107,6 @@ async def stack(kafka_bootstrap: str, chdb_dir: Path, tmp_path_factory: pytest.T
                         "SELECT count() AS n FROM {db}.ollystack_anomalies FINAL WHERE SpanName = '' "
                         f"AND Warming = 0 AND ServiceName = '{FAILING}'") > 0, 90, f"a learned baseline of {FAILING}")
                     faults_on.set()
-                    await wait_until(stack.failing_correlation, 60, "a failing correlation of the fault listed")
                     yield stack
             finally:
                 stop.set()
@@ -121,11 +123,16 @@ def shot(tmp_path: Path, name: str) -> Path:
 @pytest.mark.timeout(240)
 async def test_an_alert_appears_on_the_alerts_page_while_the_fault_is_on(stack: Stack, tmp_path: Path) -> None:
     async with checked_page(stack.browser, shot(tmp_path, "alerts")) as (page, _):
+        # The fault has just started: the alert normally fires after the page is open, and
+        # then it can only have come over the event stream.
+        fired_before = await asyncio.to_thread(stack.firing)
         await page.goto(stack.api + "/alerts")
         await page.wait_for_selector("#live.on")
         firing = page.locator("#alert-list li.alert.firing", has_text=FAILING)
         await firing.first.wait_for(timeout=60_000)
         assert stack.faults_on.is_set() and not stack.demo.done()
+        if not fired_before:
+            assert await firing.first.get_attribute("data-via") == "stream"
         link = firing.first.locator("a", has_text="Open correlation")
         assert re.fullmatch(r"/correlate/.+", await link.get_attribute("href") or "")
 
@@ -165,6 +172,14 @@ async def test_the_explorer_shows_the_apis_counts_every_span_and_service(stack: 
         await details.wait_for()
         assert (await details.locator("h3").inner_text()) == failing["name"]
         assert await details.locator("table.attrs tr").count() >= len(failing["attributes"])
+        # Insights: the root cause the analysis computed.
+        analysis = await asyncio.to_thread(lambda: httpx.post(
+            stack.api + "/api/v1/rca", json={"correlation_id": cid}, timeout=30).json())
+        await page.click('[data-tab="insights"]')
+        cause = await page.locator('#insights [data-card="root-cause"] .card-value').inner_text()
+        assert cause == f'{analysis["root_cause"]["service"]} · {analysis["root_cause"]["operation"]}'
+        await page.screenshot(path=str(shot(tmp_path, "explorer-insights")), full_page=True)
+        await page.click('[data-tab="traces"]')
         await page.mouse.move(0, 0)
 
 
@@ -192,6 +207,7 @@ async def test_the_recent_list_shows_the_failing_correlation(stack: Stack, tmp_p
         await row.wait_for()
         assert int(await row.locator("td").last.inner_text()) > 0
         assert await page.locator("#correlation-list tbody tr:not(.error)").count() == 0
+        await page.screenshot(path=str(shot(tmp_path, "correlations-list")))
         await row.locator("a").click()
         await page.wait_for_selector("#summary")
         assert await page.locator("#correlation-id").inner_text() == cid
@@ -204,6 +220,11 @@ async def test_the_service_map_and_the_dashboard_draw_every_service(stack: Stack
         await page.wait_for_function("document.querySelector('#service-map')?.dataset.nodes !== undefined")
         drawn = set(json.loads(await page.locator("#service-map").get_attribute("data-nodes") or "[]"))
         assert services <= drawn
+        await page.locator("#service-table tr", has_text=FAILING).locator("a").click()
+        await page.wait_for_url(f"**/correlations?sort=failing&errors=true&range=1h&service={FAILING}")
+        await page.wait_for_selector("#correlation-list")
+        rows = await page.locator("#correlation-list tbody tr").evaluate_all("rows => rows.map(r => r.className)")
+        assert rows and all("error" in r.split() for r in rows)
     async with checked_page(stack.browser, shot(tmp_path, "dashboard")) as (page, _):
         await page.goto(stack.api + "/dashboard")
         await page.wait_for_selector("#overview")

@@ -3,10 +3,10 @@
 import { get, stream } from "/ui/api.js";
 import { correlationHref, empty, fmtAgo, fmtTime, h } from "/ui/dom.js";
 
-function alertRow(alert) {
+function alertRow(alert, live) {
   const cid = alert.labels.correlation_id;
   const firing = alert.status === "firing";
-  return h("li", { class: `alert ${firing ? "firing" : "resolved"}`, dataset: { fingerprint: alert.fingerprint, status: alert.status } },
+  return h("li", { class: `alert ${firing ? "firing" : "resolved"}`, dataset: { fingerprint: alert.fingerprint, status: alert.status, via: live ? "stream" : "list" } },
     h("div", { class: "alert-head" },
       h("span", { class: `badge ${firing ? "bad" : "good"}` }, alert.status),
       h("span", { class: `badge sev-${alert.labels.severity || "warning"}` }, alert.labels.severity || "warning"),
@@ -24,6 +24,7 @@ function alertRow(alert) {
 export async function alertsPage({ main, onLeave }) {
   const listing = await get("/api/v1/alerts", { limit: 200 });
   const alerts = new Map();
+  const streamed = new Set(); // fingerprints whose latest message came over the stream
   // Oldest first, so the latest message of each alert is the one kept.
   for (const alert of [...listing.alerts].reverse()) alerts.set(alert.fingerprint, alert);
   const list = h("ul", { class: "alerts", id: "alert-list" });
@@ -34,7 +35,8 @@ export async function alertsPage({ main, onLeave }) {
       : a.status === "firing" ? -1 : 1));
     const firing = items.filter((a) => a.status === "firing").length;
     counts.textContent = `${firing} firing · ${items.length - firing} resolved`;
-    list.replaceChildren(...(items.length ? items.map(alertRow) : [empty("No alerts yet. New ones appear here as they fire.")]));
+    list.replaceChildren(...(items.length ? items.map((a) => alertRow(a, streamed.has(a.fingerprint)))
+      : [empty("No alerts yet. New ones appear here as they fire.")]));
   };
   main.replaceChildren(
     h("section", { class: "page-head" }, h("div", {}, h("div", { class: "eyebrow" }, "Alerts"), h("h1", {}, "Alerts")),
@@ -43,14 +45,16 @@ export async function alertsPage({ main, onLeave }) {
   draw();
   const controller = new AbortController();
   onLeave(() => controller.abort());
-  status.textContent = "● live";
-  status.classList.add("on");
   stream("/api/v1/alerts/stream", {}, (event) => {
     if (event.event !== "alert") return;
     const alert = JSON.parse(event.data);
+    streamed.add(alert.fingerprint);
     alerts.set(alert.fingerprint, alert);
     draw();
-  }, controller.signal).then(() => {
+  }, controller.signal, () => {
+    status.textContent = "● live";
+    status.classList.add("on");
+  }).then(() => {
     if (!controller.signal.aborted) { status.textContent = "stream ended"; status.classList.remove("on"); }
   }, (error) => { status.textContent = `stream failed: ${error.message}`; status.classList.remove("on"); });
 }
