@@ -64,9 +64,10 @@ export async function post(path, body, signal = undefined) {
 // Server-sent events read through fetch, because EventSource cannot send the Authorization
 // header. Calls onOpen() once the server answered, then onEvent({event, data, id}) per event
 // until ``signal`` aborts; resolves then.
-export async function stream(path, params, onEvent, signal, onOpen = () => {}) {
+export async function stream(path, params, onEvent, signal, onOpen = () => {}, lastEventId = null) {
   needKey();
-  const response = await fetch(url(path, params), { headers: headers({ Accept: "text/event-stream" }), signal });
+  const extra = lastEventId ? { Accept: "text/event-stream", "Last-Event-ID": lastEventId } : { Accept: "text/event-stream" };
+  const response = await fetch(url(path, params), { headers: headers(extra), signal });
   if (!response.ok) return answer(response);
   onOpen();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();

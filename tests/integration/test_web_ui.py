@@ -172,6 +172,22 @@ async def test_the_explorer_shows_the_apis_counts_every_span_and_service(stack: 
         await details.wait_for()
         assert (await details.locator("h3").inner_text()) == failing["name"]
         assert await details.locator("table.attrs tr").count() >= len(failing["attributes"])
+        # Hover shows a span's details; a drag across the bars zooms into that range.
+        await page.locator(f'#waterfall .wf-span[data-span-id="{failing["span_id"]}"] .wf-bar').hover()
+        tooltip = page.locator("#tooltip")
+        assert await tooltip.is_visible() and failing["name"] in await tooltip.inner_text()
+        ticks = page.locator("#waterfall .wf-axis .wf-tick")
+        full_end = await ticks.last.inner_text()
+        track = await page.locator("#waterfall .wf-body .wf-track").first.bounding_box()
+        assert track is not None
+        await page.mouse.move(track["x"] + track["width"] * 0.1, track["y"] + 5)
+        await page.mouse.down()
+        await page.mouse.move(track["x"] + track["width"] * 0.5, track["y"] + 5, steps=5)
+        await page.mouse.up()
+        await page.wait_for_selector("#waterfall button:not([disabled])", state="attached")
+        assert await ticks.last.inner_text() != full_end
+        await page.click("#waterfall button:has-text('Reset zoom')")
+        assert await ticks.last.inner_text() == full_end
         # Insights: the root cause the analysis computed.
         analysis = await asyncio.to_thread(lambda: httpx.post(
             stack.api + "/api/v1/rca", json={"correlation_id": cid}, timeout=30).json())

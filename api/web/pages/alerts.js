@@ -1,6 +1,6 @@
 // Alerts: firing and resolved alerts, live over the API's server-sent event stream, each linked
 // to its correlation and to the correlation's analysis.
-import { get, stream } from "/ui/api.js";
+import { AuthRequired, get, stream } from "/ui/api.js";
 import { correlationHref, empty, fmtAgo, fmtTime, h } from "/ui/dom.js";
 
 function alertRow(alert, live) {
@@ -22,6 +22,9 @@ function alertRow(alert, live) {
 }
 
 export async function alertsPage({ main, onLeave }) {
+  // The stream starts a little before the list was read (clocks differ), so no alert stored in
+  // between is missed; one seen twice only replaces itself.
+  const since = new Date(Date.now() - SINCE_MARGIN_MS).toISOString();
   const listing = await get("/api/v1/alerts", { limit: 200 });
   const alerts = new Map();
   const streamed = new Set(); // fingerprints whose latest message came over the stream
@@ -45,16 +48,37 @@ export async function alertsPage({ main, onLeave }) {
   draw();
   const controller = new AbortController();
   onLeave(() => controller.abort());
-  stream("/api/v1/alerts/stream", {}, (event) => {
-    if (event.event !== "alert") return;
-    const alert = JSON.parse(event.data);
-    streamed.add(alert.fingerprint);
-    alerts.set(alert.fingerprint, alert);
-    draw();
-  }, controller.signal, () => {
-    status.textContent = "● live";
-    status.classList.add("on");
-  }).then(() => {
-    if (!controller.signal.aborted) { status.textContent = "stream ended"; status.classList.remove("on"); }
-  }, (error) => { status.textContent = `stream failed: ${error.message}`; status.classList.remove("on"); });
+  follow(since, alerts, streamed, draw, status, controller.signal).catch((error) => {
+    status.textContent = `stream failed: ${error.message}`;
+  });
+}
+
+const RETRY_MS = 3000;
+const SINCE_MARGIN_MS = 5000;
+
+// Follow the stream; when it ends or fails (the API restarted), reconnect from the last event
+// seen, as EventSource would.
+async function follow(since, alerts, streamed, draw, status, signal) {
+  let lastId = null;
+  while (!signal.aborted) {
+    try {
+      await stream("/api/v1/alerts/stream", lastId ? {} : { since }, (event) => {
+        if (event.id) lastId = event.id;
+        if (event.event !== "alert") return;
+        const alert = JSON.parse(event.data);
+        streamed.add(alert.fingerprint);
+        alerts.set(alert.fingerprint, alert);
+        draw();
+      }, signal, () => {
+        status.textContent = "● live";
+        status.classList.add("on");
+      }, lastId);
+    } catch (error) {
+      if (error instanceof AuthRequired) throw error;
+    }
+    if (signal.aborted) return;
+    status.textContent = "reconnecting…";
+    status.classList.remove("on");
+    await new Promise((resolve) => { setTimeout(resolve, RETRY_MS); });
+  }
 }
