@@ -236,6 +236,7 @@ async def test_the_service_map_and_the_dashboard_draw_every_service(stack: Stack
         await page.wait_for_function("document.querySelector('#service-map')?.dataset.nodes !== undefined")
         drawn = set(json.loads(await page.locator("#service-map").get_attribute("data-nodes") or "[]"))
         assert services <= drawn
+        await page.screenshot(path=str(shot(tmp_path, "service-map")))
         await page.locator("#service-table tr", has_text=FAILING).locator("a").click()
         await page.wait_for_url(f"**/correlations?sort=failing&errors=true&range=1h&service={FAILING}")
         await page.wait_for_selector("#correlation-list")

@@ -18,7 +18,8 @@ export async function servicesPage({ main, params, navigate, onLeave }) {
   const kinds = new Map(map.nodes.map((n) => [n.service, n.kind]));
   const nodes = [...names].sort().map((name) => {
     const s = byName.get(name);
-    const label = s ? `${name}\n${fmtCount(s.requests)} req · ${fmtPct(s.error_rate)} err\np95 ${fmtMs(s.p95_ms)}`
+    const rate = s ? s.requests / (minutes * 60) : 0;
+    const label = s ? `${name}\n${rate.toFixed(rate < 10 ? 2 : 0)} req/s · ${fmtPct(s.error_rate)} err\np95 ${fmtMs(s.p95_ms)}`
       : `${name}\n${kinds.get(name) || ""}`;
     return { id: name, label, color: serviceColor(name), kind: kinds.get(name) || "service", error: Boolean(s && s.errors) };
   });
@@ -39,7 +40,7 @@ export async function servicesPage({ main, params, navigate, onLeave }) {
     h("section", { class: "page-head" }, h("div", {}, h("div", { class: "eyebrow" }, "Services"), h("h1", {}, "Service map")),
       h("label", { class: "head-meta" }, "Range ", h("select", { onchange: (e) => navigate(`/services?range=${e.target.value}`) },
         Object.keys(RANGES).map((r) => h("option", { value: r, selected: r === range }, `last ${r}`))))),
-    panel("Calls between services (click a service for its failing correlations)", graphBox),
+    panel(`Calls between services, last ${range} (click a service for its failing correlations)`, graphBox),
     panel("Services", table));
   if (nodes.length) {
     const graph = serviceGraph(graphBox, nodes, edges, { onTap: (node) => navigate(failingHref(node.id, range)) });
