@@ -31,6 +31,7 @@ from api.routes import (
 from api.runtime import ApiRuntime
 from api.telemetry import ApiMetrics, MetricsMiddleware
 from api.tenancy import TenantAuth
+from api.ui import ui_routes
 from core.errors import ConfigError
 from core.settings import Settings
 from sinks.warehouse import Warehouse
@@ -74,7 +75,7 @@ def create_app(
     app = Starlette(
         routes=[*health.ROUTES, *correlate.ROUTES, *traces.ROUTES, *logs.ROUTES, *services.ROUTES,
                 *exemplars.ROUTES, *metric_series.ROUTES, *alerts.ROUTES, *correlations.ROUTES,
-                *rca.ROUTES, *nlq.ROUTES],
+                *rca.ROUTES, *nlq.ROUTES, *ui_routes(auth_required=bool(settings.api.keys))],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(TenantAuth, keys=settings.api.keys),

@@ -69,7 +69,10 @@ def correlation_paths() -> dict[str, Any]:
     """The correlation list (merged into the document by api/openapi.py)."""
     return {"/api/v1/correlations": get_operation(
         "Correlation IDs active in a time range: recent, failing or slow first",
-        [P_SORT, P_SERVICE, P_START, P_END, P_LIMIT, P_OFFSET], ref("CorrelationList"),
+        [P_SORT, P_SERVICE,
+         param("has_errors", "query", {"type": "string", "enum": ["true", "false"]},
+               "true: only IDs with an error span or error log; false: only IDs without"),
+         P_START, P_END, P_LIMIT, P_OFFSET], ref("CorrelationList"),
         doc="Read from the correlation index. An ID is listed when its first-to-last span or log overlaps "
             "[start, end); with service, when that service sent any of its spans or logs. Counts are "
             "distinct spans and logs; error logs are those with SeverityNumber >= 17. Generated IDs "

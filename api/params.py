@@ -128,10 +128,11 @@ def text_value(value: str, name: str) -> str:
 
 def choice(value: str, name: str, options: Mapping[str, T]) -> T:
     """One of ``options`` (case-insensitive keys)."""
-    found = options.get(value.lower())
-    if found is None:
+    # An option may stand for None (status=all: no filter), so membership decides, not the value.
+    key = value.lower()
+    if key not in options:
         raise ParamError(name, f"must be one of {', '.join(options)}")
-    return found
+    return options[key]
 
 
 def int_value(value: str, name: str, low: int, high: int) -> int:

@@ -10,8 +10,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.responses import error_response
 from core.credentials import ApiKey, Role, TokenTable, presented_token
 
-# Probes, scrapes and the API description work without a key: they hold no tenant data.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+# Tenant data is only ever served under /api/: probes, scrapes, the API description and the
+# web UI's pages and files work without a key (the UI asks for one and sends it to /api/).
+KEYED_PREFIX = "/api/"
 
 
 class TenantAuth:
@@ -29,7 +30,7 @@ class TenantAuth:
             return
         state = scope.setdefault("state", {})
         state["tenant"], state["role"] = None, "admin"
-        if self.keys.enabled and scope["path"] not in OPEN_PATHS:
+        if self.keys.enabled and scope["path"].startswith(KEYED_PREFIX):
             presented = presented_token(Headers(scope=scope))
             grant = self.keys.grant_for(presented) if presented else None
             if grant is None:

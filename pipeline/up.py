@@ -92,12 +92,15 @@ async def _start_readers(settings: Settings, roles: Iterable[str], bootstrap: st
         endpoints.append(("Worker metrics", f"http://{settings.host}:{endpoint.port}/metrics"))
     if "api" in roles:
         from api.server import ApiServer
+        from api.ui import ui_built
 
         api = ApiServer(settings, warehouse)
         await api.start()
         stack.push_async_callback(api.stop)
         endpoints += [("Query API", f"http://{settings.host}:{api.port}"),
                       ("API metrics", f"http://{settings.host}:{api.port}/metrics")]
+        endpoints.append(("Web UI", f"http://{settings.host}:{api.port}/" if ui_built()
+                          else "not built: run `make ui` (needs Node.js and npm), then reload"))
     return endpoints
 
 

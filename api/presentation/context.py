@@ -155,6 +155,9 @@ def build_context(rows: CorrelationRows) -> Row:
             "error_logs": sum(1 for e in errors if e["type"] == "log"),
             "services": len(services), "traces": len(traces), "duration_ms": ms(end - start),
             "truncated": rows.truncated,
+            # The same counts under the names the founding documents' UI reads.
+            "total_spans": len(rows.spans), "total_logs": len(rows.logs), "total_metrics": len(rows.exemplars),
+            "error_count": len(errors), "service_count": len(services),
         },
         "time_range": {"start": iso_ns(start), "end": iso_ns(end)},
         "traces": traces,

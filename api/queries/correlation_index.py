@@ -29,17 +29,25 @@ ORDER_BY: dict[Sort, str] = {
 @dataclass(frozen=True)
 class CorrelationListing:
     """Which IDs to list: active in ``time`` (their first-to-last span or log overlaps it),
-    touched by ``service`` when given, in ``sort`` order."""
+    touched by ``service`` when given, with or without errors when ``has_errors`` says so,
+    in ``sort`` order."""
 
     time: TimeRange
     sort: Sort = "recent"
     service: str | None = None
+    has_errors: bool | None = None
 
 
 def _list_sql(scope: QueryScope, listing: CorrelationListing) -> str:
     table = scope.table(CORRELATION_INDEX_TABLE)
     tenant = scope.tenant_filter(TENANT_COLUMN)
-    having = " HAVING countIf(has(Services, {service:String})) > 0" if listing.service is not None else ""
+    conditions = []
+    if listing.service is not None:
+        conditions.append("countIf(has(Services, {service:String})) > 0")
+    if listing.has_errors is not None:
+        errors = "uniqExactMerge(ErrorSpans) + uniqExactMerge(ErrorLogs)"
+        conditions.append(f"{errors} > 0" if listing.has_errors else f"{errors} = 0")
+    having = " HAVING " + " AND ".join(conditions) if conditions else ""
     # An index row is one insert block's partial aggregate, so an ID's rows are merged first.
     # In range: any row of the ID overlaps it. The page is chosen on the sort keys alone and
     # only its IDs merge every state: 3-8x faster than merging every ID (10k IDs, 1M spans).

@@ -14,7 +14,8 @@ from api.responses import JsonResponse
 from api.runtime import runtime
 from core.types import Row
 
-CORRELATION_PARAMS = frozenset({"sort", "service", "start", "end", "limit", "offset"})
+CORRELATION_PARAMS = frozenset({"sort", "service", "has_errors", "start", "end", "limit", "offset"})
+BOOLEANS = {"true": True, "false": False}
 SORTS: dict[str, Sort] = {name: name for name in ORDER_BY}
 
 
@@ -42,7 +43,8 @@ def correlation_json(row: Row) -> Row:
 
 async def get_correlations(request: Request) -> Response:
     """Correlation IDs active in the time range, newest first, or with the most errors
-    (``sort=failing``) or the slowest span (``sort=slow``) first; ties go to the newest."""
+    (``sort=failing``) or the slowest span (``sort=slow``) first; ties go to the newest.
+    ``has_errors=true`` keeps only IDs with an error span or log (``false``: only those without)."""
     q = p.query_params(request, CORRELATION_PARAMS)
     rt = runtime(request)
     time = p.time_range(q, rt.limits, rt.clock_ns())
@@ -50,6 +52,7 @@ async def get_correlations(request: Request) -> Response:
         time=time,
         sort=p.choice(q["sort"], "sort", SORTS) if "sort" in q else "recent",
         service=p.name_value(q["service"], "service") if "service" in q else None,
+        has_errors=p.choice(q["has_errors"], "has_errors", BOOLEANS) if "has_errors" in q else None,
     )
     page = p.page(q, rt.limits)
     rows = await list_correlations(rt.warehouse, rt.scope(request), listing, page)

@@ -153,7 +153,9 @@ async def test_lookup_returns_every_row_of_an_upgraded_trace_under_the_external_
     assert G_A not in orjson.dumps(ctx).decode()
     assert {row["correlation_id"] for row in [*spans, *ctx["logs"], *ctx["metrics"]]} == {X}
     assert ctx["summary"] == {"spans": 6, "logs": 3, "metrics": 1, "errors": 2, "error_spans": 1, "error_logs": 1,
-                              "services": 3, "traces": 2, "duration_ms": 2080.0, "truncated": False}
+                              "services": 3, "traces": 2, "duration_ms": 2080.0, "truncated": False,
+                              "total_spans": 6, "total_logs": 3, "total_metrics": 1, "error_count": 2,
+                              "service_count": 3}
     assert ctx["time_range"] == {"start": iso(0), "end": iso(2080)}
     assert [s["name"] for s in ctx["services"]] == ["frontend", "payment-service", "inventory-service"]
     assert [(e["type"], e["service"]) for e in ctx["errors"]] == [("span", "payment-service"),

@@ -59,6 +59,8 @@ async def test_failing_demo_flows_are_listed_first(pipeline: tuple[Settings, Gat
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, warehouse)),
                                  base_url="http://api") as client:
         response = await client.get("/api/v1/correlations", params={"sort": "failing", "limit": "1000"})
+        only = {flag: (await client.get("/api/v1/correlations", params={"has_errors": flag, "limit": "1000"}))
+                .json()["correlations"] for flag in ("true", "false")}
     assert response.status_code == 200, response.text
     listed = response.json()["correlations"]
     assert response.json()["next_offset"] is None and set(demo_ids) <= {c["correlation_id"] for c in listed}
@@ -71,3 +73,6 @@ async def test_failing_demo_flows_are_listed_first(pipeline: tuple[Settings, Gat
         assert item["link"] == f"/api/v1/correlate/{item['correlation_id']}"
         if item["correlation_id"] in failed_ids:  # the root span answered 502 under the demo's ID
             assert item["error_spans"] >= 1 and "api-gateway" in item["services"]
+    # has_errors splits the same list in two: the failing IDs, and the rest.
+    assert {c["correlation_id"] for c in only["true"]} == {c["correlation_id"] for c in listed[:first_clean]}
+    assert {c["correlation_id"] for c in only["false"]} == {c["correlation_id"] for c in listed[first_clean:]}

@@ -85,6 +85,8 @@ def test_up_prints_endpoints_serves_and_stops_cleanly(tmp_path: Path, sig: signa
             assert url, text
             exposed = text_string_to_metric_families(httpx.get(url.group(1), timeout=10).text)
             assert family in {f.name for f in exposed}, role
+        ui = re.search(r"Web UI\s+(http://\S+/)", text)  # make test builds the UI first
+        assert ui and httpx.get(ui.group(1), timeout=10).headers["content-type"].startswith("text/html"), text
         assert jvms_using(tmp_path / "kafka"), "the local broker should be running"
         proc.send_signal(sig)
         assert proc.wait(90) == 0

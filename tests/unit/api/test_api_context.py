@@ -48,7 +48,9 @@ ROWS = CorrelationRows(
 def test_the_context_counts_and_shows_only_the_looked_up_id() -> None:
     ctx = build_context(ROWS)
     assert ctx["summary"] == {"spans": 3, "logs": 2, "metrics": 1, "errors": 2, "error_spans": 1, "error_logs": 1,
-                              "services": 2, "traces": 1, "duration_ms": 100.0, "truncated": False}
+                              "services": 2, "traces": 1, "duration_ms": 100.0, "truncated": False,
+                              "total_spans": 3, "total_logs": 2, "total_metrics": 1, "error_count": 2,
+                              "service_count": 2}
     assert ctx["time_range"] == {"start": "2026-01-15T10:00:00.000000000Z", "end": "2026-01-15T10:00:00.100000000Z"}
     rows = [*ctx["traces"][0]["spans"], *ctx["logs"], *ctx["metrics"]]
     assert {row["correlation_id"] for row in rows} == {"order-1"}

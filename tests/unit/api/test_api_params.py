@@ -100,3 +100,8 @@ def test_choices_are_case_insensitive() -> None:
     assert p.choice("ERROR", "status", {"error": "error"}) == "error"
     with pytest.raises(p.ParamError, match="status: must be one of ok, error"):
         p.choice("fatal", "status", {"ok": 1, "error": 2})
+
+
+def test_a_choice_may_stand_for_none() -> None:
+    # /api/v1/alerts?status=all: "all" means no filter (None), and is accepted.
+    assert p.choice("all", "status", {"firing": "firing", "all": None}) is None
