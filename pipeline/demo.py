@@ -327,9 +327,10 @@ def run_demo(endpoint_grpc: str, endpoint_http: str, protocol: Protocol, rate_pe
              stamped_from_ns: int | None = None) -> DemoResult:
     """Send ``rate_per_s`` flows a second for ``duration_s`` (None: until ``stop`` is set or
     Ctrl-C), then flush; each flow is stamped at its scheduled time, so a sender that fell
-    behind catches up without changing the rate the data shows. ``faults`` apply throughout, or as a schedule of the seconds since
-    the start says. The seed fixes every choice (latencies, failures, which flows carry
-    a correlation ID); trace and correlation IDs stay unique per run.
+    behind catches up without changing the rate the data shows. ``faults`` apply throughout,
+    or as a schedule of the seconds since the start says. The seed fixes every choice
+    (latencies, failures, which flows carry a correlation ID); trace and correlation IDs stay
+    unique per run.
 
     ``speedup`` (needs ``duration_s``) fast-forwards a simulated clock: the run's
     ``duration_s`` seconds of traffic are stamped as the ``duration_s`` seconds before the
