@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from test_api import (  # the scenario of the endpoint tests (same folder)
+    A_ROOT,
     DAY_NS,
     MS,
     TRACE_A,
@@ -104,3 +105,26 @@ async def test_links_stored_before_the_id_sorted_table_existed_are_found(chdb_di
             again = await get_json(client, f"/api/v1/correlate/{Y}")
         assert [t["trace_id"] for t in ctx["traces"]] == [TRACE_C] and ctx["summary"]["spans"] == 2
         assert again["summary"]["spans"] == 2
+
+
+@pytest.mark.asyncio
+async def test_spans_stored_before_the_trace_sorted_copy_existed_are_read_once(chdb_dir: Path, unique: str) -> None:
+    """A database migrated up to 0010 holds the scenario's spans: 0011 copies them into the
+    trace-sorted table, the view copies a root replayed afterwards, and every read of whole
+    traces returns each span once, as FINAL on otel_traces does."""
+    settings = ClickHouseSettings(database=unique)
+    with warehouse_before(settings, chdb_dir, 11) as wh:
+        store_scenario(wh)
+        assert "0011_trace_spans" in migrate(wh, settings)
+        wh.insert("otel_traces", columns([A_ROOT]), dedup_token="a-root-replayed-after-0011")
+        stored = wh.query(f"SELECT count() AS n FROM {unique}.ollystack_trace_spans WHERE TraceId = {{t:String}}",
+                          {"t": TRACE_A})
+        assert stored[0]["n"] == 6  # the root twice, until parts merge
+        async with make_client(wh) as client:
+            ctx = await get_json(client, f"/api/v1/correlate/{X}")
+            trace = await get_json(client, f"/api/v1/traces/{TRACE_A}")
+        final = wh.query(f"SELECT SpanId FROM {unique}.otel_traces FINAL WHERE TraceId IN ({{a:String}}, {{b:String}}) "
+                         "ORDER BY SpanId", {"a": TRACE_A, "b": TRACE_B})
+        assert sorted(s["span_id"] for s in ctx["traces"][0]["spans"] + ctx["traces"][1]["spans"]) == \
+            [row["SpanId"] for row in final]
+        assert len(trace["spans"]) == 5
