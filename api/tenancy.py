@@ -8,11 +8,17 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.responses import error_response
+from api.ui import is_ui_path
 from core.credentials import ApiKey, Role, TokenTable, presented_token
 
-# Tenant data is only ever served under /api/: probes, scrapes, the API description and the
-# web UI's pages and files work without a key (the UI asks for one and sends it to /api/).
-KEYED_PREFIX = "/api/"
+# Probes, scrapes, the API description and the web UI's pages and files hold no tenant data:
+# they work without a key (a UI page asks for one and sends it with its /api/ requests).
+# Every other path needs a key, so a route added later is keyed unless it is named here.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or is_ui_path(path)
 
 
 class TenantAuth:
@@ -30,7 +36,7 @@ class TenantAuth:
             return
         state = scope.setdefault("state", {})
         state["tenant"], state["role"] = None, "admin"
-        if self.keys.enabled and scope["path"].startswith(KEYED_PREFIX):
+        if self.keys.enabled and not is_open(scope["path"]):
             presented = presented_token(Headers(scope=scope))
             grant = self.keys.grant_for(presented) if presented else None
             if grant is None:

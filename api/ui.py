@@ -14,10 +14,17 @@ WEB_DIR = Path(__file__).parent / "web"
 VENDOR_DIR = WEB_DIR / "vendor"
 VENDOR_FILES = ("uPlot.esm.js", "uPlot.min.css", "cytoscape.esm.min.js")
 PAGES = ("/", "/dashboard", "/correlations", "/correlate/{correlation_id:path}", "/services", "/alerts")
+_FIXED_PAGES = frozenset(p for p in PAGES if "{" not in p)
+_OPEN_PREFIXES = tuple(p.split("{", 1)[0] for p in PAGES if "{" in p) + ("/ui/",)
 NOT_BUILT = ("The OllyStack web UI is not built: its chart and graph libraries are missing from {folder}. "
              "Run `make ui` in the repository (it needs Node.js and npm), then reload. "
              "The query API under /api/v1 works without it.\n")
 AUTH_MARK = "{{auth}}"
+
+
+def is_ui_path(path: str) -> bool:
+    """Whether ``path`` is one of the UI's pages or static files (served without a key)."""
+    return path in _FIXED_PAGES or path.startswith(_OPEN_PREFIXES)
 
 
 def ui_built(vendor_dir: Path = VENDOR_DIR) -> bool:

@@ -1,5 +1,6 @@
 """The web UI's routes: pages answer the shell (or say how to build the UI), stay out of the
-OpenAPI document, and need no key even with auth on (the pages ask for one)."""
+OpenAPI document, and need no key even with auth on (the pages ask for one); every other
+path still does."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,8 +48,9 @@ async def test_every_page_answers_the_shell_without_a_key(keys: str, auth: str) 
         script = await client.get("/ui/app.js")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         assert (await client.get("/ui/vendor/cytoscape.esm.min.js")).status_code == 200
-        if keys:  # data stays behind the key
-            assert (await client.get("/api/v1/correlations")).status_code == 401
+        if keys:  # data stays behind the key, and so does every path not named open
+            for path in ("/api/v1/correlations", "//api/v1/correlations", "/API/v1/services", "/internal"):
+                assert (await client.get(path)).status_code == 401, path
 
 
 @pytest.mark.asyncio
