@@ -2,13 +2,12 @@
 
 The alerts come from the score stage's own code path (the alert tracker fed with scored
 windows, and a forecast breach), are posted by AlertmanagerForwarder, then routed,
-inhibited and rendered by Alertmanager itself (built by ops/tools/fetch)."""
+inhibited and rendered by Alertmanager itself (built by ops/tools/fetch). The demo's own
+alerts, forwarded by a running worker, are checked in test_web_ui.py."""
 from __future__ import annotations
 
-import json
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from agents.score.alertmanager import AlertmanagerForwarder
 from agents.score.forecast import forecast_breach, predicted_alert
 from schemas.alerts import Alert
 from sinks.retry import Backoff
-from tests.support.alertmanager import SHIPPED, Webhook, alertmanager_process, config_for_test, ready
+from tests.support.alertmanager import SHIPPED, Webhook, alertmanager_process, config_for_test, get_alerts, ready
 from tests.support.builders import wait_until
 from tests.support.tools import tool_binary
 
@@ -36,11 +35,6 @@ def windows(service: str, scores: list[float], first_ns: int) -> list[WindowSign
 
 def alerts_of(tracker: AlertTracker, signals: list[WindowSignal]) -> list[Alert]:
     return [alert for s in signals if (alert := tracker.observe(s)) is not None]
-
-
-def get_alerts(url: str) -> dict[str, dict[str, Any]]:
-    with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=5) as response:  # noqa: S310 - loopback
-        return {a["fingerprint"]: a for a in json.loads(response.read())}
 
 
 def notified(hooks: Webhook, receiver: str, status: str) -> list[dict[str, Any]]:

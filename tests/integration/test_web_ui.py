@@ -1,6 +1,8 @@
 """The web UI in real headless Chromium, on data that went through the real SDK, gateway,
 broker, worker and chDB (`ollystack demo` with an injected fault), served by the API over a
-real HTTP server: the explorer, the recent list, the search box, alerts and sign-in.
+real HTTP server: the explorer, the recent list, the search box, alerts and sign-in. The
+worker also forwards the demo's alerts to a real Alertmanager with the shipped config, which
+is checked to list, route and resolve them as notified to a webhook.
 
 Each test saves a screenshot (PNG) of its page under its own tmp folder; run
 `pytest tests/integration/test_web_ui.py --basetemp=/tmp/ui-shots` to keep them in one place."""
@@ -10,6 +12,7 @@ import asyncio
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,15 +30,18 @@ from api.ui import ui_built
 from core.settings import ApiSettings, ClickHouseSettings, OtlpSettings
 from pipeline.demo import DemoResult, Faults, run_demo
 from sinks.warehouse import Warehouse
+from tests.support.alertmanager import Webhook, get_alerts, running_alertmanager
 from tests.support.browser import checked_page, chromium, chromium_path
 from tests.support.builders import settings_for, wait_until, with_stage
 from tests.support.pipeline import running_pipeline
 from tests.support.warehouses import migrated_warehouse
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-# Short score windows so a baseline is learned in seconds; one anomalous window fires.
+# Short score windows so a baseline is learned in seconds; one anomalous window fires. The
+# fault stays an anomaly for 10 minutes of windows (not a new level after one), so its alert
+# stays open until the last test turns the fault off.
 CONFIG = ScoreConfig(window_s=2, lateness_s=2.0, idle_partition_s=10.0, history_windows=20, min_history_windows=4,
-                     min_spans=10, fire_windows=1, api_url="http://olly.test:8080")
+                     min_spans=10, fire_windows=1, max_frozen_windows=300, api_url="http://olly.test:8080")
 RATE = 20.0
 FAILING = "inventory-service"
 FAULT = Faults(fail={FAILING: 0.6})
@@ -50,6 +56,8 @@ class Stack:
     browser: Any
     faults_on: threading.Event
     demo: asyncio.Task[DemoResult]
+    alertmanager: str  # the URL of the Alertmanager the worker forwards its alerts to
+    hooks: Webhook  # the notifications Alertmanager sent
 
     async def aget(self, path: str, **params: Any) -> Any:
         # The API serves from this test's loop: a blocking call here would stall it.
@@ -63,10 +71,24 @@ class Stack:
         alerts = self.get("/api/v1/alerts", status="firing", service=FAILING)["alerts"]
         return [a for a in alerts if a["status"] == "firing"]
 
+    def get_or_none(self, path: str) -> Any:
+        """GET ``path``; None while it answers 404."""
+        response = httpx.get(self.api + path, timeout=30)
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, response.text
+        return response.json()
+
     def get(self, path: str, **params: Any) -> Any:
         response = httpx.get(self.api + path, params=params, timeout=30)
         assert response.status_code == 200, response.text
         return response.json()
+
+    def windows_since(self, at_ns: int) -> int:
+        """Service-wide windows of the failing service stored from the one holding ``at_ns``."""
+        return self.count("SELECT count() AS n FROM {db}.ollystack_anomalies FINAL WHERE SpanName = '' "
+                          f"AND ServiceName = '{FAILING}' AND Timestamp >= fromUnixTimestamp64Nano("
+                          f"{at_ns - at_ns % CONFIG.window_ns})")
 
     def count(self, sql: str) -> int:
         return int(self.warehouse.query(sql.format(db=self.warehouse.database))[0]["n"])
@@ -79,41 +101,45 @@ class Stack:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(kafka_bootstrap: str, chdb_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    """The pipeline with its score stage, the demo (steady until a baseline is learned, then
-    with inventory-service failing), the API open and behind keys, and Chromium."""
+    """The pipeline with its score stage forwarding to Alertmanager, the demo (steady until a
+    baseline is learned, then with inventory-service failing), the API open and behind keys,
+    and Chromium."""
     chromium_path()
     if not ui_built():
         pytest.fail("the web UI is not built: run `make ui` (make test does)")
     name = "webui" + uuid.uuid4().hex[:8]
-    with migrated_warehouse(ClickHouseSettings(database=name), chdb_dir) as warehouse:
-        settings = with_stage(settings_for(name, tmp_path_factory.mktemp("webui"), name), score=CONFIG).model_copy(
-            update={"otlp": OtlpSettings(grpc_port=0, http_port=0), "api": ApiSettings(port=0)})
-        keys = ApiSettings.model_validate({"port": 0, "keys": f"{ADMIN_KEY}=ops:admin"})
-        keyed = settings.model_copy(update={"api": keys})
-        async with running_pipeline(settings, kafka_bootstrap, warehouse, name) as gateway:
-            faults_on, stop = threading.Event(), threading.Event()
-            demo = asyncio.create_task(asyncio.to_thread(
-                run_demo, f"http://127.0.0.1:{gateway.grpc_port}", f"http://127.0.0.1:{gateway.http_port}", "grpc",
-                RATE, None, lambda _: FAULT if faults_on.is_set() else Faults(), seed=7, stop=stop))
-            servers = [ApiServer(settings, warehouse), ApiServer(keyed, warehouse)]
-            try:
-                for server in servers:
-                    await server.start()
-                async with chromium() as browser:
-                    stack = Stack(warehouse, f"http://127.0.0.1:{servers[0].port}",
-                                  f"http://127.0.0.1:{servers[1].port}", browser, faults_on, demo)
-                    # The fault starts once every service's baseline is learned.
-                    await wait_until(lambda: stack.count(
-                        "SELECT count() AS n FROM {db}.ollystack_anomalies FINAL WHERE SpanName = '' "
-                        f"AND Warming = 0 AND ServiceName = '{FAILING}'") > 0, 90, f"a learned baseline of {FAILING}")
-                    faults_on.set()
-                    yield stack
-            finally:
-                stop.set()
-                result = await demo
-                for server in servers:
-                    await server.stop()
-                assert result.spans_not_sent == 0
+    async with running_alertmanager(tmp_path_factory.mktemp("alertmanager")) as (am_url, hooks):
+        with migrated_warehouse(ClickHouseSettings(database=name), chdb_dir) as warehouse:
+            score = CONFIG.model_copy(update={"alertmanager_url": am_url})
+            settings = with_stage(settings_for(name, tmp_path_factory.mktemp("webui"), name), score=score).model_copy(
+                update={"otlp": OtlpSettings(grpc_port=0, http_port=0), "api": ApiSettings(port=0)})
+            keyed = settings.model_copy(update={"api": ApiSettings.model_validate(
+                {"port": 0, "keys": f"{ADMIN_KEY}=ops:admin"})})
+            async with running_pipeline(settings, kafka_bootstrap, warehouse, name) as gateway:
+                faults_on, stop = threading.Event(), threading.Event()
+                demo = asyncio.create_task(asyncio.to_thread(
+                    run_demo, f"http://127.0.0.1:{gateway.grpc_port}", f"http://127.0.0.1:{gateway.http_port}",
+                    "grpc", RATE, None, lambda _: FAULT if faults_on.is_set() else Faults(), seed=7, stop=stop))
+                servers = [ApiServer(settings, warehouse), ApiServer(keyed, warehouse)]
+                try:
+                    for server in servers:
+                        await server.start()
+                    async with chromium() as browser:
+                        stack = Stack(warehouse, f"http://127.0.0.1:{servers[0].port}",
+                                      f"http://127.0.0.1:{servers[1].port}", browser, faults_on, demo, am_url, hooks)
+                        # The fault starts once every service's baseline is learned.
+                        await wait_until(lambda: stack.count(
+                            "SELECT count() AS n FROM {db}.ollystack_anomalies FINAL WHERE SpanName = '' "
+                            f"AND Warming = 0 AND ServiceName = '{FAILING}'") > 0, 90,
+                            f"a learned baseline of {FAILING}")
+                        faults_on.set()
+                        yield stack
+                finally:
+                    stop.set()
+                    result = await demo
+                    for server in servers:
+                        await server.stop()
+                    assert result.spans_not_sent == 0
 
 
 def shot(tmp_path: Path, name: str) -> Path:
@@ -135,6 +161,37 @@ async def test_an_alert_appears_on_the_alerts_page_while_the_fault_is_on(stack: 
             assert await firing.first.get_attribute("data-via") == "stream"
         link = firing.first.locator("a", has_text="Open correlation")
         assert re.fullmatch(r"/correlate/.+", await link.get_attribute("href") or "")
+
+
+async def test_alertmanager_lists_the_demos_alert_and_notifies_its_route_with_the_explorer_link(
+        stack: Stack) -> None:
+    # The alert as the score stage published it (the API lists the stored messages).
+    [alert] = await wait_until(stack.firing, 60, f"the firing alert of {FAILING}")
+    labels, annotations, cid = alert["labels"], alert["annotations"], alert["annotations"]["correlation_id"]
+    # The operation is that of the window that fired ("*": the service as a whole).
+    assert labels == {"alertname": "OllyStackAnomaly", "service": FAILING, "operation": labels["operation"],
+                      "severity": labels["severity"]} and labels["severity"] in ("warning", "critical")
+    # The shipped routes: OllyStack's critical anomalies page, the others go to the correlated receiver.
+    receiver = "ollystack-critical" if labels["severity"] == "critical" else "ollystack-correlated"
+    shown = await wait_until(lambda: get_alerts(stack.alertmanager).get(alert["fingerprint"]), 30,
+                             "the alert in Alertmanager's GET /api/v2/alerts")
+    assert shown["labels"] == labels and "correlation_id" not in shown["labels"]
+    assert shown["annotations"] == annotations
+    assert shown["status"]["state"] == "active" and shown["receivers"] == [{"name": receiver}]
+    [(notified_to, notified)] = await wait_until(lambda: stack.hooks.alerts_of(alert["fingerprint"], "firing")[:1],
+                                                 30, "the firing notification")
+    assert notified_to == receiver
+    assert notified == {
+        "status": "firing", "fingerprint": alert["fingerprint"], "labels": labels,
+        "summary": annotations["summary"], "description": annotations["description"], "correlation_id": cid,
+        "explorer_url": f"{CONFIG.api_url}/correlate/{quote(cid, safe='')}",
+        "grafana_url": "http://localhost:3000/d/ollystack-correlation/correlation-overview"
+                       f"?var-correlation_id={quote(cid, safe='')}",
+        "source_url": alert["generatorURL"]}
+    # The link's correlation is the fault's request, as the API (and its Explorer page) shows it.
+    context = await wait_until(lambda: stack.get_or_none(f"/api/v1/correlate/{quote(cid, safe='')}"), 30,
+                               "the alert's correlation in the API")
+    assert FAILING in {s["name"] for s in context["services"]} and context["summary"]["error_count"] > 0
 
 
 async def test_the_explorer_shows_the_apis_counts_every_span_and_service(stack: Stack, tmp_path: Path) -> None:
@@ -261,3 +318,23 @@ async def test_with_auth_on_a_page_without_a_key_shows_the_sign_in_prompt(stack:
         await page.press("#signin input[name=key]", "Enter")
         await page.wait_for_selector("#summary")
         assert await page.locator("#correlation-id").inner_text() == cid
+
+
+# Last in the module: the fault ends here, the other tests need it on.
+@pytest.mark.timeout(240)
+async def test_the_demos_alert_resolves_in_alertmanager_once_the_fault_is_off(stack: Stack) -> None:
+    [alert] = await wait_until(stack.firing, 60, f"the firing alert of {FAILING}")
+    [(receiver, _)] = await wait_until(lambda: stack.hooks.alerts_of(alert["fingerprint"], "firing")[:1], 30,
+                                       "the firing notification")
+    stack.faults_on.clear()
+    recovered = time.time_ns()
+    # The waits follow event time (the windows stored), not the wall clock: on a busy
+    # machine the pipeline runs behind. resolve_windows normal windows resolve; the window
+    # the change falls in is partial (+1), and one noisy window is allowed for (+1).
+    await wait_until(lambda: stack.windows_since(recovered) >= CONFIG.resolve_windows + 2, 120,
+                     "the recovery's windows stored")
+    [(notified_to, notified)] = await wait_until(
+        lambda: stack.hooks.alerts_of(alert["fingerprint"], "resolved")[:1], 30,
+        lambda: f"the resolved notification (published: {stack.get('/api/v1/alerts', service=FAILING)})")
+    assert notified_to == receiver and notified["labels"] == alert["labels"]
+    assert notified["correlation_id"] == alert["annotations"]["correlation_id"]

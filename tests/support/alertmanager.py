@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ import yaml
 from aiohttp import web
 
 from pipeline.local_broker import free_port
-from tests.support.tools import ROOT
+from tests.support.builders import wait_until
+from tests.support.tools import ROOT, tool_binary
 
 SHIPPED = ROOT / "ops" / "alertmanager"
 STOP_TIMEOUT_S = 10.0
@@ -66,6 +68,17 @@ class Webhook:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def alerts_of(self, fingerprint: str, status: str) -> list[tuple[str, dict[str, Any]]]:
+        """(receiver, alert) of every notified alert with ``fingerprint`` and ``status``."""
+        return [(name, a) for name, body in self.notifications for a in body["alerts"]
+                if a["fingerprint"] == fingerprint and a["status"] == status]
+
+
+def get_alerts(url: str) -> dict[str, dict[str, Any]]:
+    """GET /api/v2/alerts (the alerts not resolved yet), by fingerprint."""
+    with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=5) as response:  # noqa: S310 - our loopback URL
+        return {a["fingerprint"]: a for a in json.loads(response.read())}
+
 
 def ready(url: str) -> bool:
     with contextlib.suppress(OSError):
@@ -94,3 +107,19 @@ def alertmanager_process(binary: Path, config: Path, data_dir: Path) -> Iterator
             proc.kill()
             proc.wait()
         log.close()
+
+
+@contextlib.asynccontextmanager
+async def running_alertmanager(folder: Path) -> AsyncIterator[tuple[str, Webhook]]:
+    """A ready Alertmanager (data and config in ``folder``) with the shipped config notifying
+    a Webhook (config_for_test); yields its URL and the webhook, and stops both on exit.
+    Skips the test when Alertmanager is not built (tool_binary)."""
+    binary = tool_binary("alertmanager")
+    hooks = Webhook()
+    try:
+        config = config_for_test(folder / "config", await hooks.start())
+        with alertmanager_process(binary, config, folder) as url:
+            await wait_until(lambda: ready(url), 30, "Alertmanager ready")
+            yield url, hooks
+    finally:
+        await hooks.stop()
