@@ -37,6 +37,7 @@ from tests.support.ingesting import IngestedRows, ingest_rows, ingestor, raw, ro
 
 # Read straight from the files, so this test does not depend on the migration runner.
 _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS \$db\.(\w+)\s*\(")
+_CREATE_AS = re.compile(r"CREATE TABLE IF NOT EXISTS \$db\.(\w+) AS \$db\.(\w+)")
 _ALTER = re.compile(r"ALTER TABLE \$db\.(\w+)\s+(.*?);", re.S)
 _ADD = re.compile(r"ADD COLUMN IF NOT EXISTS (\w+) .*?(?: (FIRST)| AFTER (\w+))?$", re.S)
 
@@ -80,6 +81,8 @@ def insertable_columns() -> dict[str, list[str]]:
                 else:
                     columns.append(name)
             tables[match.group(1)] = columns
+        for match in _CREATE_AS.finditer(sql):  # a table with another's columns
+            tables[match.group(1)] = list(tables[match.group(2)])
         for match in _ALTER.finditer(sql):  # ADD COLUMN [FIRST | AFTER name]
             columns = tables[match.group(1)]
             for item in _split_top_level(match.group(2)):
