@@ -91,8 +91,7 @@ class ScoreStage:
             log.exception("anomaly rows refused; windows skipped", extra={"through": closed.closed_through})
             self.metrics.store_failures.inc()
         for alert in closed.alerts:
-            self.metrics.count_alert(alert.status, alert.labels.get("correlation_id")
-                                     or alert.annotations.get("correlation_id", ""))
+            self.metrics.count_alert(alert.status, alert.annotations.get("correlation_id", ""))
         self.deps.metrics.stage_out.labels("score", self.deps.topics.alerts).inc(len(closed.alerts))
         self.metrics.open_alerts.set(len(self.engine.open_alerts()))
         self.metrics.windows.inc(len(closed.rows))
