@@ -34,12 +34,13 @@ def open_warehouse(clickhouse: ClickHouseSettings, data_dir: Path) -> Warehouse:
 
 
 def open_engine(warehouse: Warehouse, data_dir: Path) -> Engine:
-    """The engine this process decodes raw records with: the warehouse's own when that is
-    chDB; with a server, chDB on a folder of its own under ``data_dir`` that holds nothing
-    but in-memory staging (so each worker process needs its own data_dir)."""
+    """The engine this process decodes raw records with: a session of its own beside the
+    warehouse's when that is chDB (so a batch is decoded while the one before is inserted,
+    each on a core); with a server, chDB on a folder of its own under ``data_dir`` that
+    holds nothing but in-memory staging (so each worker process needs its own data_dir)."""
     engine = getattr(warehouse, "engine", None)  # an embedded warehouse, perhaps wrapped
     if isinstance(engine, Engine):
-        return engine
+        return Engine.open(engine.path, "staging")
     return Engine.open(Path(data_dir) / "chdb-stage")
 
 

@@ -30,12 +30,8 @@ _SESSION_SETTINGS = (
     "SET use_query_condition_cache = 0",
     f"CREATE DATABASE IF NOT EXISTS {STAGING_DATABASE} ENGINE = Memory",
 )
-_engines: dict[Path, Engine] = {}
+_engines: dict[tuple[Path, str], Engine] = {}
 _engines_lock = threading.Lock()
-# chDB's Python() table function reads Arrow data under the GIL from inside the engine;
-# two threads in chDB at once can deadlock (one holds the GIL waiting for the engine, the
-# other holds the engine waiting for the GIL). One call at a time, process-wide.
-_calls_lock = threading.Lock()
 _names = itertools.count()
 _CLOSE_WAIT_S = 10.0
 log = logging.getLogger(__name__)
@@ -77,24 +73,29 @@ def staging_name(kind: str) -> str:
 
 
 class Engine:
-    """The chDB session of one data folder. Thread-safe: calls run one at a time.
+    """One chDB session on a data folder. Thread-safe: its calls run one at a time.
 
-    Use ``Engine.open(path)``: chDB runs one embedded server per process, bound to the
-    first folder it opened, so every user in the process shares that one session."""
+    Use ``Engine.open(path, session)``: chDB runs one embedded server per process, bound to
+    the first folder it opened, and every user of a session name shares that session.
+    A session runs one statement at a time (two threads in one connection at once can
+    deadlock: chDB's Python() table function reads Arrow data under the GIL from inside
+    the engine, so one thread holds the GIL waiting for the engine while the other holds
+    the engine waiting for the GIL); two sessions run side by side, each on a core."""
 
     def __init__(self, path: Path, connection: Any) -> None:
         self.path = path
         self._conn = connection
+        self._calls_lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path) -> Engine:
-        """The process's engine on ``path``; WarehouseError when chDB cannot open it (for
-        instance because this process already opened another folder)."""
+    def open(cls, path: Path, session: str = "main") -> Engine:
+        """The process's engine ``session`` on ``path``; WarehouseError when chDB cannot
+        open it (for instance because this process already opened another folder)."""
         import chdb
 
         path = Path(path).resolve()
         with _engines_lock:
-            if path not in _engines:
+            if (path, session) not in _engines:
                 path.mkdir(parents=True, exist_ok=True)
                 try:
                     conn = chdb.connect(str(path))
@@ -107,20 +108,20 @@ class Engine:
                         "or stop it first") from exc
                 for statement in _SESSION_SETTINGS:
                     conn.query(statement)
-                _engines[path] = cls(path, conn)
-            return _engines[path]
+                _engines[path, session] = cls(path, conn)
+            return _engines[path, session]
 
     def close(self) -> None:
         """Close the connection; the engine cannot be used after. Waits (a while) for a
         call in progress to finish."""
-        acquired = _calls_lock.acquire(timeout=_CLOSE_WAIT_S)
+        acquired = self._calls_lock.acquire(timeout=_CLOSE_WAIT_S)
         if not acquired:
             log.warning("chDB is still busy; closing its connection anyway", extra={"path": str(self.path)})
         try:
             self._conn.close()
         finally:
             if acquired:
-                _calls_lock.release()
+                self._calls_lock.release()
 
     def run(self, sql: str, fmt: str = "CSV", params: Mapping[str, Any] | None = None, *,
             inserting: bool = False) -> Any:
@@ -130,7 +131,7 @@ class Engine:
         ``inserting``, WarehouseUnavailableError for a refusal that passes with time)."""
         bound = {k: param_text(v) for k, v in params.items()} if params else None
         try:
-            with _calls_lock:
+            with self._calls_lock:
                 return self._conn.query(sql, fmt, params=bound)
         except RuntimeError as exc:  # chdb's ChdbError derives from RuntimeError
             raise failure(str(exc).strip(), inserting=inserting) from exc
@@ -149,7 +150,7 @@ class Engine:
         clause = ", ".join(f"{check_identifier(k, 'setting')} = {_setting(v)}" for k, v in (settings or {}).items())
         sql = f"INSERT INTO {table} SELECT * FROM Python(data)" + (f" SETTINGS {clause}" if clause else "")
         try:
-            with _calls_lock:
+            with self._calls_lock:
                 self._conn.query(sql, "CSV")
         except RuntimeError as exc:  # chdb's ChdbError derives from RuntimeError
             raise failure(str(exc).strip(), inserting=True) from exc
@@ -162,7 +163,7 @@ class Engine:
         (RowsRefusedError while ``inserting`` rows ClickHouse refuses)."""
         clause = ", ".join(f"{check_identifier(k, 'setting')} = {_setting(v)}" for k, v in settings.items())
         sql = f"INSERT INTO {table} SETTINGS {clause}" if clause else f"INSERT INTO {table}"
-        with _calls_lock:
+        with self._calls_lock:
             try:
                 inserter = self._conn.send_insert(sql, fmt)
                 try:
@@ -187,7 +188,7 @@ def _close_engines() -> None:
     chDB's shutdown sometimes deadlocked (about one `ollystack up` stop in five hung
     after printing "stopped", its main thread waiting on a mutex in the exit handlers)."""
     with _engines_lock:
-        engines = list(_engines.values())
+        engines = list(_engines.values())[::-1]  # sessions opened later first, the main one last
         _engines.clear()
     for engine in engines:
         engine.close()
