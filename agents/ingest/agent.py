@@ -59,10 +59,15 @@ class AckAfterDelivery:
             if fut.cancelled() or fut.exception() is not None:
                 self._error = fut.exception() or asyncio.CancelledError()
                 return
-            for event in events:
-                asyncio.ensure_future(self._stream.ack(event))
+            # One task acknowledges the whole batch (Stream.ack awaits nothing): a task per
+            # record cost a tenth of the event loop's time on 8-span records.
+            asyncio.ensure_future(self._ack(events))
 
         asyncio.gather(*deliveries).add_done_callback(done)
+
+    async def _ack(self, events: Sequence[Any]) -> None:
+        for event in events:
+            await self._stream.ack(event)
 
     def check(self) -> None:
         if self._error is not None:
