@@ -34,6 +34,12 @@ class WorkerMetrics:
                                     buckets=(10, 100, 500, 1000, 5000, 10000, 50000))
         self.insert_seconds = Histogram("ollystack_sink_insert_seconds", "ClickHouse insert latency",
                                         ["signal"], registry=r)
+        self.decode_seconds = Histogram("ollystack_ingest_decode_seconds", "decoding, enriching and deciding one "
+                                        "batch of raw records (the engine's decoding session and Python)",
+                                        ["signal"], registry=r)
+        self.publish_seconds = Histogram("ollystack_ingest_publish_seconds",
+                                         "handing one batch's rows to the enriched topic's producer", ["signal"],
+                                         registry=r)
         self.insert_retries = Counter("ollystack_sink_insert_retries", "failed inserts retried", ["signal"], registry=r)
         self.rollup_minutes = Counter("ollystack_rollup_minutes_refreshed", "dirty minutes recomputed into the rollups",
                                       registry=r)

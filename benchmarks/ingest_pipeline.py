@@ -14,6 +14,9 @@ deprecated names (``http.method``, ``http.status_code``, ``http.target``, ``net.
 the semconv renames run; log records likewise hold the logs of one trace; a metric record is one
 ResourceMetrics (gauge, sum and histogram points), keyed by its resource as the gateway keys it.
 
+Each throughput scenario also prints the worker's seconds per stage per 100k items, read from its
+own histograms (decode, insert, publish, score fold, rollup refresh): the profile by stage.
+
 The worker runs in this process (its CPU is ``getrusage(RUSAGE_SELF)``, its RSS a thread reading
 VmRSS every 100 ms); the load generator builds its records and produces them (aiokafka, acks=all,
 idempotent, zstd, like the gateway) from a spawned child, so its CPU is not counted. Every
@@ -428,6 +431,22 @@ def worker_counters(worker: Any) -> dict[str, float]:
     return totals
 
 
+def stage_seconds(worker: Any) -> dict[str, float]:
+    """Seconds the worker spent per stage, from its own histograms (summed over labels):
+    decoding batches (the engine's decoding session and Python), inserting (the warehouse's
+    session), publishing to the enriched topic, folding records into score windows and
+    refreshing rollups. Stages overlap in time: decoding runs while the batch before inserts."""
+    names = {"ollystack_ingest_decode_seconds_sum": "decode", "ollystack_sink_insert_seconds_sum": "insert",
+             "ollystack_ingest_publish_seconds_sum": "publish", "ollystack_score_fold_seconds_sum": "score_fold",
+             "ollystack_rollup_refresh_seconds_sum": "rollup_refresh"}
+    totals = dict.fromkeys(names.values(), 0.0)
+    for metric in worker.metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name in names:
+                totals[names[sample.name]] += sample.value
+    return totals
+
+
 # --- one scenario's topics, database and worker -------------------------------------------------
 
 @dataclass
@@ -534,6 +553,7 @@ async def throughput(bench: Bench, scenario: Scenario, items: int) -> dict[str, 
                                                counters=worker_counters(worker))
                 sent = await gen.receive(60)
                 counters = worker_counters(worker)
+                stages = stage_seconds(worker)
     finally:
         drop(warehouse)
     elapsed = done - sent["first_send"]
@@ -546,6 +566,7 @@ async def throughput(bench: Bench, scenario: Scenario, items: int) -> dict[str, 
         "worker_cpu_share": round(cpu_used / (t_end - t_go), 2),
         "worker_cpu_share_by_thread": threads,
         "worker_rss_mib": {"start": round(rss_start / MIB, 1), "peak": bench.rss.peak_mib(t_go, t_end)},
+        "worker_stage_seconds_per_100k": {name: round(value / total * 100_000, 3) for name, value in stages.items()},
         "worker_counters": counters,
     }
 

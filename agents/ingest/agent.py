@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -131,6 +132,7 @@ class IngestStage:
 
         The batch's trace states are remembered at once, so the next batch decides on them
         while this one is stored (a stop loses the cache, which the stored links rebuild)."""
+        started = time.perf_counter()
         try:
             ingested = await self._ingest(signal, events)
         except WarehouseError as exc:
@@ -148,6 +150,7 @@ class IngestStage:
                 if store is not None:
                     await store
             return None
+        self.deps.metrics.decode_seconds.labels(signal).observe(time.perf_counter() - started)
         self.traces.remember(ingested.updates)
         return self._store(signal, stream, events, acks, target, ingested)
 
@@ -162,8 +165,10 @@ class IngestStage:
         metrics.records.labels(signal).inc(len(events))
         metrics.stage_in.labels("ingest", events[0].message.topic).inc(len(events))
         metrics.count_enrich(signal, ingested.counts)
+        started = time.perf_counter()
         deliveries = await self._publish(signal, [e.message.partition for e in events], target, ingested,
                                          written.stored)
+        metrics.publish_seconds.labels(signal).observe(time.perf_counter() - started)
         acks.track(deliveries, events)
 
     async def _publish(self, signal: Signal, partitions: Sequence[int], target: Any, ingested: Ingested,

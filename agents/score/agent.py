@@ -118,7 +118,9 @@ class ScoreStage:
     def _fold(self, partition: int, rows: pa.Table) -> int:
         engine = self.engine
         read, late, reread, future = engine.read_spans, engine.late_spans, engine.reread_spans, engine.future_spans
+        started = time.perf_counter()
         last = engine.add_table(partition, rows, time.monotonic(), time.time_ns())
+        self.metrics.fold_seconds.observe(time.perf_counter() - started)
         self.metrics.spans.inc(engine.read_spans - read)
         self.metrics.late_spans.inc(engine.late_spans - late)
         self.metrics.reread_spans.inc(engine.reread_spans - reread)

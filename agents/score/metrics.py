@@ -1,7 +1,7 @@
 """The score stage's Prometheus metrics, on the worker's registry."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from agents.score.features import Key
 
@@ -17,6 +17,8 @@ class ScoreMetrics:
         self.score = Gauge("ollystack_anomaly_score", "anomaly score of the last closed window (0..1); "
                            "operation '' is the whole service", ["tenant", "service", "operation"], registry=r)
         self.spans = Counter("ollystack_score_spans", "spans folded into score windows", registry=r)
+        self.fold_seconds = Histogram("ollystack_score_fold_seconds", "folding one enriched record into the "
+                                      "score windows", registry=r)
         self.late_spans = Counter("ollystack_score_late_spans", "spans of windows already closed, dropped",
                                   registry=r)
         self.future_spans = Counter("ollystack_score_future_spans",
