@@ -421,30 +421,43 @@ class LogTail(logging.Handler):
         return [self.format(r) for r in self.records]
 
 
-def worker_counters(worker: Any) -> dict[str, float]:
-    """The worker's counters (summed over labels), e.g. semconv renames and dead letters."""
+def _sums(worker: Any, wanted: Any) -> dict[str, float]:
+    """The worker's samples whose name ``wanted`` accepts, summed over labels."""
     totals: dict[str, float] = {}
     for metric in worker.metrics.registry.collect():
         for sample in metric.samples:
-            if sample.name.endswith("_total"):
+            if wanted(sample.name):
                 totals[sample.name] = totals.get(sample.name, 0) + sample.value
     return totals
 
 
-def stage_seconds(worker: Any) -> dict[str, float]:
+def worker_counters(worker: Any) -> dict[str, float]:
+    """The worker's counters (summed over labels), e.g. semconv renames and dead letters."""
+    return _sums(worker, lambda name: name.endswith("_total"))
+
+
+_STAGES = {"ollystack_ingest_decode_seconds_sum": "decode", "ollystack_sink_insert_seconds_sum": "insert",
+           "ollystack_ingest_publish_seconds_sum": "publish", "ollystack_score_fold_seconds_sum": "score_fold",
+           "ollystack_rollup_refresh_seconds_sum": "rollup_refresh"}
+
+
+async def stage_seconds(worker: Any, deadline_s: float = 10.0) -> dict[str, float]:
     """Seconds the worker spent per stage, from its own histograms (summed over labels):
     decoding batches (the engine's decoding session and Python), inserting (the warehouse's
     session), publishing to the enriched topic, folding records into score windows and
-    refreshing rollups. Stages overlap in time: decoding runs while the batch before inserts."""
-    names = {"ollystack_ingest_decode_seconds_sum": "decode", "ollystack_sink_insert_seconds_sum": "insert",
-             "ollystack_ingest_publish_seconds_sum": "publish", "ollystack_score_fold_seconds_sum": "score_fold",
-             "ollystack_rollup_refresh_seconds_sum": "rollup_refresh"}
-    totals = dict.fromkeys(names.values(), 0.0)
-    for metric in worker.metrics.registry.collect():
-        for sample in metric.samples:
-            if sample.name in names:
-                totals[names[sample.name]] += sample.value
-    return totals
+    refreshing rollups. Stages overlap in time: decoding runs while the batch before inserts.
+
+    Rows are queryable before their batch is published, so this first waits (a while) for
+    every decoded batch to be published too."""
+    counts = ("ollystack_ingest_decode_seconds_count", "ollystack_ingest_publish_seconds_count")
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        done = _sums(worker, counts.__contains__)
+        if done.get(counts[0], 0) == done.get(counts[1], 0):
+            break
+        await asyncio.sleep(0.05)
+    found = _sums(worker, _STAGES.__contains__)
+    return {stage: found.get(name, 0.0) for name, stage in _STAGES.items()}
 
 
 # --- one scenario's topics, database and worker -------------------------------------------------
@@ -553,7 +566,7 @@ async def throughput(bench: Bench, scenario: Scenario, items: int) -> dict[str, 
                                                counters=worker_counters(worker))
                 sent = await gen.receive(60)
                 counters = worker_counters(worker)
-                stages = stage_seconds(worker)
+                stages = await stage_seconds(worker)
     finally:
         drop(warehouse)
     elapsed = done - sent["first_send"]
