@@ -6,8 +6,8 @@ Usage: ``python benchmarks/correlation_lookup.py [--sizes 1000000,10000000] [--s
 Stores spans up to each size in turn (ten per trace, two logs per trace, an exemplar per ten
 traces) and measures at each: random external IDs looked up through the API app (HTTP over
 ASGI, cache off), through the query function alone and through its first statement alone (ID
--> traces), and ``/api/v1/services`` and ``/api/v1/service-map`` over the default window (the
-last hour) and over the last 24 hours. Prints one JSON object; latencies are in milliseconds,
+-> traces), and ``/api/v1/services`` and ``/api/v1/service-map`` over the last hour (the
+API's default window) and the last 24 hours of the data. Prints one JSON object; latencies are in milliseconds,
 with the growth from the first size to the last.
 
 The data keeps one shape at every size: each block of 100k traces (about 22 hours) has 20k
@@ -57,6 +57,7 @@ TRACES_PER_BLOCK = 100_000  # one block of the data's shape: about a day of trac
 IDS_PER_BLOCK = 20_000  # so every ID has five traces, spread over its block's day
 TRACE_GAP_NS = 800_000_000
 SPAN_GAP_NS = 2_000_000
+HOUR_MS = 3_600_000  # the API's default window
 DAY_MS = 86_400_000
 TABLES = ("otel_traces", "otel_logs", "ollystack_trace_links", "metric_exemplars")
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
@@ -241,9 +242,12 @@ async def measure_lookups(client: httpx.AsyncClient, wh: Warehouse, ids: list[st
             "spans_per_lookup": round(sum(spans_seen) / len(spans_seen), 1)}
 
 
-async def measure_services(client: httpx.AsyncClient, requests: int) -> dict[str, Any]:
-    now_ms = time.time_ns() // 1_000_000
-    windows: dict[str, dict[str, str]] = {"default": {}, "24h": {"start": str(now_ms - DAY_MS), "end": str(now_ms)}}
+async def measure_services(client: httpx.AsyncClient, requests: int, newest_ns: int) -> dict[str, Any]:
+    # Windows end at the newest trace's start, not at the clock: reused data keeps the time
+    # it was stored with, and a window past it would measure an empty answer.
+    end_ms = newest_ns // 1_000_000 + 1
+    windows: dict[str, dict[str, str]] = {name: {"start": str(end_ms - ms), "end": str(end_ms)}
+                                          for name, ms in (("1h", HOUR_MS), ("24h", DAY_MS))}
     out: dict[str, Any] = {}
     for path in ("/api/v1/services", "/api/v1/service-map"):
         for name, params in windows.items():
@@ -258,11 +262,11 @@ async def measure_services(client: httpx.AsyncClient, requests: int) -> dict[str
     return out
 
 
-async def measure(wh: Warehouse, ids: list[str], service_requests: int) -> dict[str, Any]:
+async def measure(wh: Warehouse, ids: list[str], service_requests: int, newest_ns: int) -> dict[str, Any]:
     app = create_app(Settings(), wh, cache_ttl_s=0)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
         return {"lookup": await measure_lookups(client, wh, ids),
-                **await measure_services(client, service_requests)}
+                **await measure_services(client, service_requests, newest_ns)}
 
 
 def growth(first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
@@ -318,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         ids = [external_id(int(n)) for n in rng.integers(0, id_count, args.lookups)]
         results.append({"spans": size, "correlation_ids": id_count, "insert_s": insert_s,
                         "rollup_refresh_s": rollup_s, "stored": counts(wh),
-                        **asyncio.run(measure(wh, ids, args.service_requests))})
+                        **asyncio.run(measure(wh, ids, args.service_requests, newest_ns))})
     if args.data_dir is None:  # a temp folder of our own: free the space
         wh.execute("DROP DATABASE bench SYNC")
     print(json.dumps({

@@ -21,8 +21,9 @@ TRACE_LINKS_TABLE = "ollystack_trace_links"
 CORRELATION_INDEX_TABLE = "ollystack_correlation_index"
 # Correlation ID -> traces, sorted by the ID (fed from the trace links).
 CORRELATION_TRACES_TABLE = "ollystack_correlation_traces"
-# otel_traces' spans sorted by trace (0011, fed by a view): every read of whole traces.
-TRACE_SPANS_TABLE = "ollystack_trace_spans"
+# Spans, logs and exemplars as ready rows keyed by trace (0012, fed by views; schemas/trace_rows.py):
+# correlation lookups and every read of whole traces.
+TRACE_ROWS_TABLE = "ollystack_trace_rows"
 # Per-minute rollups of otel_traces (0010), kept up to date by sinks/rollups.py.
 SERVICE_ROLLUP_TABLE = "ollystack_service_rollup"
 SERVICE_EDGES_TABLE = "ollystack_service_edges"

@@ -9,6 +9,7 @@ from string import Template
 
 from core.errors import MigrationError, WarehouseError
 from core.settings import ClickHouseSettings
+from schemas import trace_rows
 from schemas.ddl import MIGRATIONS_DIR
 from schemas.tables import MIGRATIONS_TABLE
 from sinks.retention import apply_retention, ttl_placeholders
@@ -26,9 +27,9 @@ class Migration:
 
 
 def template_values(database: str, ch: ClickHouseSettings) -> dict[str, str]:
-    """What the $placeholders in the DDL files stand for: the database and retention TTLs
-    (sinks/retention.py)."""
-    return {"db": database, **ttl_placeholders(ch)}
+    """What the $placeholders in the DDL files stand for: the database, retention TTLs
+    (sinks/retention.py) and the SELECTs that feed the lookup copy (schemas/trace_rows.py)."""
+    return {"db": database, **ttl_placeholders(ch), **trace_rows.placeholders(database)}
 
 
 def _split(sql: str) -> tuple[str, ...]:

@@ -2,19 +2,18 @@
 
 A trace's ID can be upgraded after some of its spans were stored (children first under a
 generated ``olly-`` ID, the root later under the external one), so rows are never selected
-by their stored CorrelationId alone: the ID names traces, through the trace links (read by
-ID from ``ollystack_correlation_traces``) and the correlation index (fed by views from the
-rows' own CorrelationId), and the rows of those traces are returned whatever ID they were
-stored with.
+by their stored CorrelationId alone: the ID names traces (``ollystack_correlation_traces``,
+sorted by ID, fed from the trace links and from the rows' own CorrelationId), and the rows of
+those traces are returned whatever ID they were stored with.
 
-Spans are read from their trace-sorted copy (``ollystack_trace_spans``, 0011): in otel_traces
-the Collector's sort key scatters a trace's spans over as many granules as it has spans.
+Rows are read from the lookup copy (``ollystack_trace_rows``, 0012): spans, logs and exemplars
+as ready JSON rows keyed by trace, so a lookup is two reads sorted by their keys: the ID's
+traces, then their rows. Logs without a trace and exemplars stored under the ID are keyed by
+the ID itself, and read in the same statement.
 
 Reads are not narrowed by the traces' time ranges from ``otel_traces_trace_id_ts``: measured
-at 10M spans (benchmarks/correlation_lookup.py) that made a lookup about 60 ms slower (p50
-234 -> 294 ms), because the TraceId bloom filter already finds the same granules (time is
-third in the Collector's span sort key, so ranges prune no granule the filter keeps) and
-reading trace_id_ts costs a statement's worth of work more.
+at 10M spans, bounding the day-partitioned span copy this way saved 12 ms of a 49 ms read
+but cost 15 ms to read the bounds; the lookup copy is not partitioned by time at all.
 """
 from __future__ import annotations
 
@@ -25,26 +24,11 @@ from typing import Any
 import orjson
 
 from api.params import Limits
-from api.queries.columns import EXEMPLAR_COLUMNS, LOG_COLUMNS, SPAN_COLUMNS
-from api.queries.scope import (
-    BY_TRACE_SETTINGS,
-    TENANT_COLUMN,
-    TRACE_ID_SET,
-    QueryScope,
-    trace_id_list,
-)
+from api.queries.scope import TENANT_COLUMN, TRACE_ID_SET, QueryScope, trace_id_list
 from core.types import Row
-from schemas.tables import (
-    CORRELATION_INDEX_TABLE,
-    CORRELATION_TRACES_TABLE,
-    EXEMPLARS_TABLE,
-    LOGS_TABLE,
-    TRACE_LINKS_TABLE,
-)
+from schemas.tables import CORRELATION_TRACES_TABLE, TRACE_LINKS_TABLE
+from schemas.trace_rows import EXEMPLAR_KIND, LOG_KIND, SPAN_KIND, id_key
 from sinks.warehouse import Warehouse
-
-# The kinds of row in the one statement that reads them all.
-SPANS, LOGS, EXEMPLARS = 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -68,50 +52,54 @@ class CorrelationRows:
 
 
 def _traces_sql(scope: QueryScope) -> str:
-    # Both sources are sorted by CorrelationId: the traces linked to the ID, and the traces
-    # of rows stored under it (the index).
+    # Sorted by CorrelationId, fed from the trace links and from the rows stored under an ID
+    # (0009, 0012).
     return (
-        f"SELECT DISTINCT TraceId FROM ("
-        f"SELECT TraceId FROM {scope.table(CORRELATION_TRACES_TABLE)} WHERE CorrelationId = {{cid:String}}"
-        f"{scope.tenant_filter(TENANT_COLUMN)} "
-        f"UNION ALL SELECT arrayJoin(TraceIds) AS TraceId FROM {scope.table(CORRELATION_INDEX_TABLE)} "
-        f"WHERE CorrelationId = {{cid:String}}{scope.tenant_filter(TENANT_COLUMN)}) "
-        f"WHERE TraceId != '' ORDER BY TraceId LIMIT {{max_traces:UInt32}}"
+        f"SELECT DISTINCT TraceId FROM {scope.table(CORRELATION_TRACES_TABLE)} "
+        f"WHERE CorrelationId = {{cid:String}} AND TraceId != ''{scope.tenant_filter(TENANT_COLUMN)} "
+        f"ORDER BY TraceId LIMIT {{max_traces:UInt32}}"
     )
 
 
-def _row_selects(scope: QueryScope) -> list[str]:
-    """The SELECTs of spans, logs and exemplars: each row as (kind, time, tie-break, the row
-    as a JSON object)."""
-    # Logs without a trace can only be found by their own ID; exemplars stored under the ID
-    # too (their trace's spans may have been sampled away), each exemplar belonging to the
-    # tenant of its own resource. Skipping granules by index under FINAL is safe: versions of
-    # one record share TraceId (sort key) and, being replays of one record, its CorrelationId.
-    return [
-        f"SELECT {SPANS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
-        f"formatRowNoNewline('JSONEachRow', {SPAN_COLUMNS}) AS row "
-        f"FROM {scope.trace_spans(f'TraceId IN {TRACE_ID_SET}')} ORDER BY Timestamp, SpanId LIMIT {{max_spans:UInt32}}",
-        f"SELECT {LOGS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
-        f"formatRowNoNewline('JSONEachRow', {LOG_COLUMNS}) AS row FROM {scope.table(LOGS_TABLE)} FINAL "
-        f"WHERE (TraceId IN {TRACE_ID_SET} OR (TraceId = '' AND CorrelationId = {{cid:String}}))"
-        f"{scope.tenant_filter()} ORDER BY Timestamp LIMIT {{max_logs:UInt32}}",
-        f"SELECT {EXEMPLARS} AS kind, toUnixTimestamp64Nano(Timestamp) AS at_ns, SpanId AS tie, "
-        f"formatRowNoNewline('JSONEachRow', {EXEMPLAR_COLUMNS}) AS row FROM {scope.table(EXEMPLARS_TABLE)} FINAL "
-        f"WHERE (TraceId IN {TRACE_ID_SET} OR CorrelationId = {{cid:String}}){scope.tenant_filter(TENANT_COLUMN)} "
-        f"ORDER BY Timestamp LIMIT {{max_exemplars:UInt32}}",
-    ]
+# The traces' rows, and those keyed by the ID itself (a separate parameter: an ID may hold ',').
+_KEYS = f"(LookupKey IN {TRACE_ID_SET} OR LookupKey = {{id_key:String}})"
 
 
-def _rows_sql(selects: list[str], limits: Limits) -> str:
-    # One statement for all three: a round trip costs several ms on chDB. Lazy
-    # materialization reads the wide columns (attributes, events) of the rows that are
-    # returned only, after sorting, instead of those of every row in the granules read; its
-    # default cap (10000 rows) is below a lookup's limits (measured about 15 % off the span
-    # read at 10M spans).
-    lazy_rows = int(max(limits.max_lookup_spans, limits.max_lookup_logs, limits.max_lookup_exemplars)) + 1
-    return (f"SELECT kind, row FROM ({' UNION ALL '.join(f'({s})' for s in selects)}) "
-            f"ORDER BY kind, at_ns, tie {BY_TRACE_SETTINGS}, output_format_json_quote_64bit_integers = 0, "
-            f"query_plan_max_limit_for_lazy_materialization = {lazy_rows}")
+def _rows_sql(scope: QueryScope) -> str:
+    return (f"SELECT Kind AS kind, Row AS row "
+            f"FROM {scope.trace_rows(_KEYS, f'{SPAN_KIND}, {LOG_KIND}, {EXEMPLAR_KIND}')} "
+            f"ORDER BY Kind, Timestamp, SpanId LIMIT {{per_kind:UInt32}} BY Kind")
+
+
+async def read_rows(warehouse: Warehouse, scope: QueryScope, trace_ids: list[str], correlation_id: str | None,
+                    limits: Limits) -> dict[int, list[Row]]:
+    """Kind -> the lookup rows of ``trace_ids`` and of those stored under ``correlation_id``
+    itself (logs without a trace, exemplars), each list in time order and at most one past
+    its cap in ``limits``. Raises WarehouseError."""
+    per_kind = max(limits.max_lookup_spans, limits.max_lookup_logs, limits.max_lookup_exemplars) + 1
+    found: dict[int, list[Row]] = {SPAN_KIND: [], LOG_KIND: [], EXEMPLAR_KIND: []}
+    params = scope.params(trace_ids=trace_id_list(trace_ids), per_kind=per_kind,
+                          id_key="" if correlation_id is None else id_key(correlation_id))
+    for row in await _query(warehouse, _rows_sql(scope), params):
+        found[int(row["kind"])].append(orjson.loads(row["row"]))
+    return found
+
+
+def capped(correlation_id: str, trace_ids: list[str], found: dict[int, list[Row]], limits: Limits,
+           truncated: bool = False) -> CorrelationRows:
+    """``found`` (from read_rows) cut to the caps in ``limits``; ``truncated`` says a cap was
+    reached (or was already)."""
+    spans, logs, exemplars = found[SPAN_KIND], found[LOG_KIND], found[EXEMPLAR_KIND]
+    truncated = truncated or len(spans) > limits.max_lookup_spans or len(logs) > limits.max_lookup_logs \
+        or len(exemplars) > limits.max_lookup_exemplars
+    return CorrelationRows(
+        correlation_id=correlation_id,
+        trace_ids=trace_ids,
+        spans=spans[: limits.max_lookup_spans],
+        logs=logs[: limits.max_lookup_logs],
+        exemplars=exemplars[: limits.max_lookup_exemplars],
+        truncated=truncated,
+    )
 
 
 async def _query(warehouse: Warehouse, sql: str, params: dict[str, Any]) -> list[Row]:
@@ -132,22 +120,8 @@ async def load_correlation(warehouse: Warehouse, scope: QueryScope, cid: str, li
     traces = await resolve_traces(warehouse, scope, cid, limits.max_lookup_traces + 1)
     truncated = len(traces) > limits.max_lookup_traces
     traces = traces[: limits.max_lookup_traces]
-    params = scope.params(cid=cid, trace_ids=trace_id_list(traces), max_spans=limits.max_lookup_spans + 1,
-                          max_logs=limits.max_lookup_logs + 1, max_exemplars=limits.max_lookup_exemplars + 1)
-    found: dict[int, list[Row]] = {SPANS: [], LOGS: [], EXEMPLARS: []}
-    for row in await _query(warehouse, _rows_sql(_row_selects(scope), limits), params):
-        found[int(row["kind"])].append(orjson.loads(row["row"]))
-    spans, logs, exemplars = found[SPANS], found[LOGS], found[EXEMPLARS]
-    truncated = truncated or len(spans) > limits.max_lookup_spans or len(logs) > limits.max_lookup_logs \
-        or len(exemplars) > limits.max_lookup_exemplars
-    return CorrelationRows(
-        correlation_id=cid,
-        trace_ids=traces,
-        spans=spans[: limits.max_lookup_spans],
-        logs=logs[: limits.max_lookup_logs],
-        exemplars=exemplars[: limits.max_lookup_exemplars],
-        truncated=truncated,
-    )
+    found = await read_rows(warehouse, scope, traces, cid, limits)
+    return capped(cid, traces, found, limits, truncated)
 
 
 async def best_links(warehouse: Warehouse, scope: QueryScope, trace_ids: list[str]) -> dict[str, str]:

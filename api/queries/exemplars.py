@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from api.params import Page, TimeRange
-from api.queries.columns import EXEMPLAR_COLUMNS
 from api.queries.scope import BY_TRACE_SETTINGS, TENANT_COLUMN, QueryScope, time_filter
 from core.types import Row
+from schemas.row_columns import EXEMPLAR_COLUMNS
 from schemas.tables import EXEMPLARS_TABLE
 from sinks.warehouse import Warehouse
 

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from api.conditions import Condition
 from api.params import Page, TimeRange
 from api.queries.attributes import conditions_filter
-from api.queries.columns import LOG_COLUMNS
 from api.queries.scope import TRACE_ID_SET, QueryScope, time_filter, trace_id_list
 from core.types import Row
+from schemas.row_columns import LOG_COLUMNS
 from schemas.tables import LOGS_TABLE
 from sinks.warehouse import Warehouse
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from api.params import NS_PER_S, TimeRange
-from api.queries.columns import EXEMPLAR_COLUMNS
 from api.queries.scope import TENANT_COLUMN, QueryScope, time_filter
 from core.types import Row
+from schemas.row_columns import EXEMPLAR_COLUMNS
 from schemas.tables import EXEMPLARS_TABLE, METRIC_TABLE_BY_KIND
 from sinks.warehouse import Warehouse
 

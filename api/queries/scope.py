@@ -7,16 +7,16 @@ from typing import Any
 
 from schemas.span_predicates import ERROR_STATUS as ERROR_STATUS  # the queries take it from here
 from schemas.span_predicates import TENANT_OF_RESOURCE
-from schemas.tables import TRACE_SPANS_TABLE
+from schemas.tables import TRACE_ROWS_TABLE
 from sinks.warehouse import check_identifier
 
 # Filters on TraceId may skip granules under FINAL without widening to whole key ranges:
 # TraceId is in every sort key we filter this way, so all versions of a row sit in granules
 # whose trace-ID bloom filter matches.
 BY_TRACE_SETTINGS = "SETTINGS use_skip_indexes_if_final_exact_mode = 0"
-# otel_traces' replacing key (0001), which ollystack_trace_spans keeps (0011): one row per
-# key is what FINAL would return.
-SPAN_KEY = "TraceId, SpanId, ServiceName, SpanName, toDateTime(Timestamp)"
+# One lookup row (0012): versions of a row until parts merge, and an exemplar stored under
+# both its trace and its ID, share it.
+LOOKUP_ROW_KEY = "Kind, SpanId, RowKey"
 # Where a table keeps the tenant of a row: the resource attribute the gateway stamps
 # (TENANT_OF_RESOURCE), or a column of its own (trace links, exemplars, the score stage's
 # tables, the rollups).
@@ -46,16 +46,17 @@ class QueryScope:
         default, for span, log and metric tables) or ``TENANT_COLUMN``."""
         return "" if self.tenant is None else f" AND {column} = {{tenant:String}}"
 
-    def trace_spans(self, traces: str) -> str:
-        """A FROM source: the spans of the traces ``traces`` (a condition on TraceId) selects,
-        visible in the scope, one row per span.
+    def trace_rows(self, keys: str, kinds: str) -> str:
+        """A FROM source: the lookup rows (0012) whose LookupKey the condition ``keys``
+        selects, of the Kind values ``kinds`` (a comma-separated list), visible in the
+        scope, one per row.
 
-        Read from the trace-sorted copy (0011) without FINAL: a trace's spans sit in a few
-        granules there, and until parts merge a replayed span is dropped by LIMIT 1 BY its
-        replacing key (its copies differ at most in the CorrelationId a replay after an ID
-        upgrade stamped, which FINAL would also pick by insertion order)."""
-        return (f"(SELECT * FROM {self.table(TRACE_SPANS_TABLE)} PREWHERE {traces} "
-                f"WHERE 1 = 1{self.tenant_filter()} LIMIT 1 BY {SPAN_KEY})")
+        Read without FINAL: a row's versions sit in a few small granules, and until parts
+        merge a replayed row is dropped by LIMIT 1 BY its key (its copies differ at most in
+        the CorrelationId a replay after an ID upgrade stamped, which FINAL would also pick by
+        insertion order)."""
+        return (f"(SELECT * FROM {self.table(TRACE_ROWS_TABLE)} PREWHERE {keys} "
+                f"WHERE Kind IN ({kinds}){self.tenant_filter(TENANT_COLUMN)} LIMIT 1 BY {LOOKUP_ROW_KEY})")
 
     def params(self, **values: Any) -> dict[str, Any]:
         """``values`` plus the tenant parameter when the scope has one."""

@@ -5,12 +5,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from api.conditions import Condition
 from api.params import Page, TimeRange
 from api.queries.attributes import conditions_filter
-from api.queries.columns import SPAN_COLUMNS
 from api.queries.scope import (
-    BY_TRACE_SETTINGS,
     ERROR_STATUS,
     TRACE_ID_SET,
     QueryScope,
@@ -18,7 +18,8 @@ from api.queries.scope import (
     trace_id_list,
 )
 from core.types import Row
-from schemas.tables import LOGS_TABLE, TRACES_TABLE
+from schemas.tables import TRACES_TABLE
+from schemas.trace_rows import LOG_KIND, SPAN_KIND
 from sinks.warehouse import Warehouse
 
 # Attribute filters may skip granules under FINAL without widening to whole key ranges (5x
@@ -51,24 +52,20 @@ class TraceFilter:
 async def trace_spans(warehouse: Warehouse, scope: QueryScope, trace_id: str, max_spans: int) -> list[Row]:
     """The spans of one trace in time order (at most ``max_spans``)."""
     sql = (
-        f"SELECT {SPAN_COLUMNS} FROM {scope.trace_spans('TraceId = {trace_id:String}')} "
+        f"SELECT Row FROM {scope.trace_rows('LookupKey = {trace_id:String}', str(SPAN_KIND))} "
         f"ORDER BY Timestamp, SpanId LIMIT {{max_rows:UInt32}}"
     )
-    return await asyncio.to_thread(
-        warehouse.query, sql, scope.params(trace_id=trace_id, max_rows=max_spans))
+    rows = await asyncio.to_thread(warehouse.query, sql, scope.params(trace_id=trace_id, max_rows=max_spans))
+    return [orjson.loads(row["Row"]) for row in rows]
 
 
 async def trace_own_ids(warehouse: Warehouse, scope: QueryScope, trace_id: str) -> list[str]:
     """Non-empty CorrelationIds stored on the trace's spans and logs visible in ``scope``,
     earliest first (spans before logs at equal times)."""
-    parts = [
-        f"SELECT CorrelationId, min(Timestamp) AS first FROM {scope.trace_spans('TraceId = {trace_id:String}')} "
-        f"WHERE CorrelationId != '' GROUP BY CorrelationId",
-        f"SELECT CorrelationId, min(Timestamp) AS first FROM {scope.table(LOGS_TABLE)} FINAL "
-        f"PREWHERE TraceId = {{trace_id:String}} WHERE CorrelationId != ''{scope.tenant_filter()} "
-        f"GROUP BY CorrelationId",
-    ]
-    sql = f"SELECT CorrelationId FROM ({' UNION ALL '.join(parts)}) ORDER BY first LIMIT 10 {BY_TRACE_SETTINGS}"
+    sql = (
+        f"SELECT CorrelationId FROM {scope.trace_rows('LookupKey = {trace_id:String}', f'{SPAN_KIND}, {LOG_KIND}')} "
+        f"WHERE CorrelationId != '' GROUP BY CorrelationId ORDER BY min(Timestamp), min(Kind) LIMIT 10"
+    )
     rows = await asyncio.to_thread(warehouse.query, sql, scope.params(trace_id=trace_id))
     return [row["CorrelationId"] for row in rows]
 
@@ -105,7 +102,7 @@ def _search_sql(scope: QueryScope, flt: TraceFilter) -> tuple[str, dict[str, Any
 def _summary_sql(scope: QueryScope) -> str:
     root = "ParentSpanId = ''"
     return (
-        f"SELECT TraceId, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns, "
+        f"SELECT LookupKey AS TraceId, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns, "
         f"max(toUnixTimestamp64Nano(Timestamp) + toInt64(Duration)) AS end_ns, count() AS spans, "
         f"countIf({ERROR_STATUS}) AS errors, arraySort(groupUniqArray(toString(ServiceName))) AS services, "
         f"if(countIf({root}) > 0, argMinIf(toString(ServiceName), Timestamp, {root}), "
@@ -113,7 +110,7 @@ def _summary_sql(scope: QueryScope) -> str:
         f"if(countIf({root}) > 0, argMinIf(toString(SpanName), Timestamp, {root}), "
         f"argMin(toString(SpanName), Timestamp)) AS root_operation, "
         f"argMinIf(CorrelationId, Timestamp, CorrelationId != '') AS own_correlation_id "
-        f"FROM {scope.trace_spans(f'TraceId IN {TRACE_ID_SET}')} GROUP BY TraceId"
+        f"FROM {scope.trace_rows(f'LookupKey IN {TRACE_ID_SET}', str(SPAN_KIND))} GROUP BY LookupKey"
     )
 
 

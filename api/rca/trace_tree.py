@@ -79,7 +79,7 @@ def _message(span: Mapping[str, Any]) -> str:
 
 
 def span_node(span: Mapping[str, Any]) -> SpanNode:
-    """A stored span row (api.queries.columns.SPAN_COLUMNS) as a SpanNode."""
+    """A stored span row (schemas.row_columns.SPAN_COLUMNS) as a SpanNode."""
     start = int(span["ts_ns"])
     return SpanNode(
         trace_id=span["TraceId"], span_id=span["SpanId"], parent_id=span["ParentSpanId"],

@@ -108,17 +108,18 @@ async def test_links_stored_before_the_id_sorted_table_existed_are_found(chdb_di
 
 
 @pytest.mark.asyncio
-async def test_spans_stored_before_the_trace_sorted_copy_existed_are_read_once(chdb_dir: Path, unique: str) -> None:
-    """A database migrated up to 0010 holds the scenario's spans: 0011 copies them into the
-    trace-sorted table, the view copies a root replayed afterwards, and every read of whole
+async def test_rows_stored_before_the_lookup_copy_existed_are_read_once(chdb_dir: Path, unique: str) -> None:
+    """A database migrated up to 0011 holds the scenario's spans and logs: 0012 copies them
+    into the lookup copy, the view copies a root replayed afterwards, and every read of whole
     traces returns each span once, as FINAL on otel_traces does."""
     settings = ClickHouseSettings(database=unique)
-    with warehouse_before(settings, chdb_dir, 11) as wh:
+    with warehouse_before(settings, chdb_dir, 12) as wh:
         store_scenario(wh)
-        assert "0011_trace_spans" in migrate(wh, settings)
-        wh.insert("otel_traces", columns([A_ROOT]), dedup_token="a-root-replayed-after-0011")
-        stored = wh.query(f"SELECT count() AS n FROM {unique}.ollystack_trace_spans WHERE TraceId = {{t:String}}",
-                          {"t": TRACE_A})
+        assert "0012_trace_rows" in migrate(wh, settings)
+        assert wh.query(f"EXISTS TABLE {unique}.ollystack_trace_spans")[0]["result"] == 0  # replaced
+        wh.insert("otel_traces", columns([A_ROOT]), dedup_token="a-root-replayed-after-0012")
+        stored = wh.query(f"SELECT count() AS n FROM {unique}.ollystack_trace_rows "
+                          "WHERE LookupKey = {t:String} AND Kind = 1", {"t": TRACE_A})
         assert stored[0]["n"] == 6  # the root twice, until parts merge
         async with make_client(wh) as client:
             ctx = await get_json(client, f"/api/v1/correlate/{X}")
@@ -128,3 +129,4 @@ async def test_spans_stored_before_the_trace_sorted_copy_existed_are_read_once(c
         assert sorted(s["span_id"] for s in ctx["traces"][0]["spans"] + ctx["traces"][1]["spans"]) == \
             [row["SpanId"] for row in final]
         assert len(trace["spans"]) == 5
+        assert ctx["summary"]["logs"] == 3  # trace A's two, and the one without a trace stored under X

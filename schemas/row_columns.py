@@ -1,4 +1,5 @@
-"""The columns span, log and exemplar queries select (timestamps as Unix nanoseconds)."""
+"""The columns span, log and exemplar rows are read as (timestamps as Unix nanoseconds): by the
+queries, and by the views that keep the lookup copy (0012) in the same shape."""
 from __future__ import annotations
 
 SPAN_COLUMNS = (
@@ -15,3 +16,11 @@ EXEMPLAR_COLUMNS = (
     "toUnixTimestamp64Nano(Timestamp) AS ts_ns, MetricName, MetricType, ServiceName, Value, "
     "TraceId, SpanId, CorrelationId, FilteredAttributes, Attributes"
 )
+
+
+def row_json(columns: str) -> str:
+    """An expression of one row as the JSON object the API returns (``columns`` one of the
+    lists above); its 64-bit integers are numbers only under
+    ``output_format_json_quote_64bit_integers = 0``."""
+    return f"formatRowNoNewline('JSONEachRow', {columns})"
+
