@@ -27,6 +27,14 @@ TRACE_ROWS_TABLE = "ollystack_trace_rows"
 # Per-minute rollups of otel_traces (0010), kept up to date by sinks/rollups.py.
 SERVICE_ROLLUP_TABLE = "ollystack_service_rollup"
 SERVICE_EDGES_TABLE = "ollystack_service_edges"
+# The same rows per hour (0013), re-merged from the minutes: windows of hours read 60 times
+# fewer sketches.
+SERVICE_ROLLUP_HOURLY_TABLE = "ollystack_service_rollup_hourly"
+SERVICE_EDGES_HOURLY_TABLE = "ollystack_service_edges_hourly"
+HOURLY_ROLLUP_OF: dict[str, str] = {
+    SERVICE_ROLLUP_TABLE: SERVICE_ROLLUP_HOURLY_TABLE,
+    SERVICE_EDGES_TABLE: SERVICE_EDGES_HOURLY_TABLE,
+}
 ROLLUP_DIRTY_TABLE = "ollystack_rollup_dirty"
 ROLLUP_MINUTES_TABLE = "ollystack_rollup_minutes"
 ANOMALIES_TABLE = "ollystack_anomalies"

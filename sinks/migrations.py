@@ -13,6 +13,7 @@ from schemas import trace_rows
 from schemas.ddl import MIGRATIONS_DIR
 from schemas.tables import MIGRATIONS_TABLE
 from sinks.retention import apply_retention, ttl_placeholders
+from sinks.rollups import hour_placeholders
 from sinks.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,10 @@ class Migration:
 
 def template_values(database: str, ch: ClickHouseSettings) -> dict[str, str]:
     """What the $placeholders in the DDL files stand for: the database, retention TTLs
-    (sinks/retention.py) and the SELECTs that feed the lookup copy (schemas/trace_rows.py)."""
-    return {"db": database, **ttl_placeholders(ch), **trace_rows.placeholders(database)}
+    (sinks/retention.py), the SELECTs that feed the lookup copy (schemas/trace_rows.py) and
+    the backfill of the hourly rollups (sinks/rollups.py)."""
+    return {"db": database, **ttl_placeholders(ch), **trace_rows.placeholders(database),
+            **hour_placeholders(database)}
 
 
 def _split(sql: str) -> tuple[str, ...]:

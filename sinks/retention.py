@@ -17,6 +17,7 @@ from schemas.tables import (
     CORRELATION_INDEX_TABLE,
     CORRELATION_TRACES_TABLE,
     EXEMPLARS_TABLE,
+    HOURLY_ROLLUP_OF,
     LOGS_TABLE,
     METRIC_TABLES,
     ROLLUP_DIRTY_TABLE,
@@ -101,7 +102,8 @@ RETENTION: tuple[Retention, ...] = (
     Retention(TRACES_TABLE, "Timestamp", "traces_ttl_days", "traces_ttl"),
     Retention(TRACE_ID_TS_TABLE, "Start", "traces_ttl_days", "trace_id_ts_ttl"),
     *(Retention(table, "Minute", "traces_ttl_days", "traces_ttl_minute")
-      for table in (SERVICE_ROLLUP_TABLE, SERVICE_EDGES_TABLE, ROLLUP_DIRTY_TABLE, ROLLUP_MINUTES_TABLE)),
+      for table in (SERVICE_ROLLUP_TABLE, SERVICE_EDGES_TABLE, *HOURLY_ROLLUP_OF.values(), ROLLUP_DIRTY_TABLE,
+                    ROLLUP_MINUTES_TABLE)),
     Retention(LOGS_TABLE, "Timestamp", "logs_ttl_days", "logs_ttl"),
     # The lookup copy (0012) keeps each kind of row as long as its source table does.
     Retention(TRACE_ROWS_TABLE, "Timestamp", "traces_ttl_days", "trace_rows_ttl", f"Kind = {SPAN_KIND}"),

@@ -24,6 +24,7 @@ from schemas.span_predicates import (
     sketch_duration,
 )
 from schemas.tables import (
+    HOURLY_ROLLUP_OF,
     ROLLUP_DIRTY_TABLE,
     ROLLUP_MINUTES_TABLE,
     SERVICE_EDGES_TABLE,
@@ -33,6 +34,7 @@ from schemas.tables import (
 from sinks.warehouse import Warehouse
 
 MINUTE_S = 60
+HOUR_S = 3600
 NS_PER_S = 1_000_000_000
 # A mark can be stored a moment before the rows of its block are visible to a read. Marks
 # newer than the refresh's start less this margin are not counted as covered, so their
@@ -45,6 +47,9 @@ _PENDING_LIMIT = 100_000
 # A set of minutes travels as one String of Unix seconds: array parameters are not portable
 # between chDB and clickhouse-driver.
 MINUTE_SET = "(SELECT toDateTime(toUInt32(arrayJoin(splitByChar(',', {minutes:String})))))"
+# The hours of those minutes, in the warehouse's time zone (as readers cut their windows).
+HOURS_OF_MINUTES = ("(SELECT DISTINCT toStartOfHour(toDateTime(toUInt32(arrayJoin(splitByChar(',', "
+                    "{minutes:String}))))))")
 _BETWEEN = ("Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) "
             "AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})")
 _CHILDREN = ("ParentSpanId != '' AND Timestamp >= fromUnixTimestamp64Nano({child_start_ns:Int64}) "
@@ -135,21 +140,52 @@ def _edges_sql(db: str) -> str:
     )
 
 
-# The sort key of each rollup table: what a row of one minute's computation is.
+# The sort key of each rollup table: what a row of one minute's (or hour's) computation is.
 _KEYS = {
     SERVICE_ROLLUP_TABLE: "Tenant, Minute, ServiceName, SpanName, SpanKind, StatusCode, Entry",
     SERVICE_EDGES_TABLE: "Tenant, Minute, Caller, Callee, CalleeKind, Operation",
 }
+_KEYS.update({HOURLY_ROLLUP_OF[table]: keys for table, keys in _KEYS.items()})
+# Each minute table's values, merged into an hour's: column -> its merge over the minutes.
+_HOUR_VALUES = {
+    SERVICE_ROLLUP_TABLE: {
+        "Spans": "sum(Spans)", "DurationNs": "quantileBFloat16MergeState(DurationNs)",
+        "MaxDurationNs": "max(MaxDurationNs)",
+        "SlowCorrelationId": "argMax(SlowCorrelationId, (MaxDurationNs, SlowTraceId))",
+        "SlowTraceId": "argMax(SlowTraceId, (MaxDurationNs, SlowTraceId))",
+    },
+    SERVICE_EDGES_TABLE: {
+        "Calls": "sum(Calls)", "Errors": "sum(Errors)", "DurationNs": "quantileBFloat16MergeState(DurationNs)",
+    },
+}
 
 
-def _vanished_sql(db: str, table: str) -> str:
+def hours_sql(db: str, table: str, where: str, version: str) -> str:
+    """INSERT the hourly rows of ``table`` (a minute rollup) for the hours of its rows
+    matching ``where``, re-merged from those hours' minutes as FINAL reads them, at
+    ``version``. Sketches merge exactly: an hour answers as its minutes together do."""
+    keys = _KEYS[table].split(", ")
+    groups = ["toStartOfHour(Minute) AS hour" if key == "Minute" else key for key in keys]
+    values = _HOUR_VALUES[table]
+    return (f"INSERT INTO {db}.{HOURLY_ROLLUP_OF[table]} ({', '.join(keys)}, {', '.join(values)}, Version) "
+            f"SELECT {', '.join(groups)}, {', '.join(values.values())}, {version} "
+            f"FROM {db}.{table} FINAL WHERE {where} "
+            f"GROUP BY {', '.join(k if k != 'Minute' else 'hour' for k in keys)}")
+
+
+def hour_placeholders(db: str) -> dict[str, str]:
+    """The DDL's $placeholders for 0013: every hour of the minute rollups already stored."""
+    return {f"{table}_hours": hours_sql(db, table, "1 = 1", "now64(3)") for table in _HOUR_VALUES}
+
+
+def _vanished_sql(db: str, table: str, periods: str = MINUTE_SET) -> str:
     # Run after the new rows are in: a key the recompute did not write again still holds an
     # older computation's row, which a Deleted row one millisecond older than the new ones
     # replaces. Readers never see a minute half written: new rows first, then deletions.
     keys = _KEYS[table]
     return (f"INSERT INTO {db}.{table} ({keys}, Version, Deleted) "
             f"SELECT {keys}, fromUnixTimestamp64Milli({{version_ms:Int64}} - 1), 1 FROM {db}.{table} FINAL "
-            f"WHERE Minute IN {MINUTE_SET} AND Version < {_VERSION}")
+            f"WHERE Minute IN {periods} AND Version < {_VERSION}")
 
 
 def _pending_sql(db: str) -> str:
@@ -187,7 +223,8 @@ def recompute_minutes(warehouse: Warehouse, minutes: list[int], version_ms: int)
     """Write the full rollup rows of ``minutes`` (Unix seconds) with ``version_ms`` (newer
     than any earlier computation's): the service rollup of each, and the edges of each and
     of the minute before it (a child stored late pairs with a parent of the minute before);
-    then delete the keys of those minutes the new rows do not have."""
+    then delete the keys of those minutes the new rows do not have; then the same for the
+    hours of those minutes."""
     db = warehouse.database
     warehouse.execute(_service_sql(db), {
         "minutes": _minute_list(minutes), "version_ms": version_ms,
@@ -202,6 +239,14 @@ def recompute_minutes(warehouse: Warehouse, minutes: list[int], version_ms: int)
         "child_end_ns": (parents[-1] + 2 * MINUTE_S) * NS_PER_S})
     warehouse.execute(_vanished_sql(db, SERVICE_EDGES_TABLE),
                       {"minutes": _minute_list(parents), "version_ms": version_ms})
+    # Then the hours of those minutes, from all their minutes' rows (new and old).
+    hour_rows = (f"toStartOfHour(Minute) IN {HOURS_OF_MINUTES} "
+                 f"AND Minute >= toDateTime({{first_s:UInt32}}) AND Minute < toDateTime({{last_s:UInt32}})")
+    for table, of in ((SERVICE_ROLLUP_TABLE, minutes), (SERVICE_EDGES_TABLE, parents)):
+        params = {"minutes": _minute_list(of), "version_ms": version_ms,
+                  "first_s": min(of) - HOUR_S, "last_s": max(of) + HOUR_S}  # whole hours in any time zone
+        warehouse.execute(hours_sql(db, table, hour_rows, _VERSION), params)
+        warehouse.execute(_vanished_sql(db, HOURLY_ROLLUP_OF[table], HOURS_OF_MINUTES), params)
 
 
 def _warehouse_now_ms(warehouse: Warehouse) -> int:

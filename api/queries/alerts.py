@@ -109,7 +109,7 @@ async def service_buckets(warehouse: Warehouse, scope: QueryScope, time: TimeRan
            f"argMax(SlowCorrelationId, MaxDurationNs) AS slow_cid, argMax(SlowTraceId, MaxDurationNs) AS slow_trace, "
            f"argMaxIf(SlowCorrelationId, MaxDurationNs, {ERROR_STATUS}) AS error_cid, "
            f"argMaxIf(SlowTraceId, MaxDurationNs, {ERROR_STATUS}) AS error_trace "
-           f"FROM {rollup_rows(scope, SERVICE_ROLLUP_TABLE, where)} "
+           f"FROM {rollup_rows(scope, SERVICE_ROLLUP_TABLE, where, hours=False)} "
            f"GROUP BY service, bucket_ns ORDER BY service, bucket_ns LIMIT {{limit:UInt32}}")
     params = scope.params(start_ns=time.start_ns, end_ns=time.end_ns, step_s=step_s,
                           service=service, operation=operation, limit=limit)

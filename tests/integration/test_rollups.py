@@ -31,6 +31,9 @@ MS = 1_000_000
 T0 = 1_796_000_000 // 60 * 60 * 1_000_000_000  # a whole minute in 2026
 MINUTES = 5
 WINDOW = TimeRange(T0 - MIN_NS, T0 + (MINUTES + 1) * MIN_NS)
+HOUR_NS = 60 * MIN_NS
+# Whole hours around the traffic: services and edges come from the hourly rollups.
+WIDE = TimeRange(T0 - 3 * HOUR_NS, T0 + 3 * HOUR_NS)
 ERROR = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
 TENANT = "ResourceAttributes['tenant.id']"
 SKETCHED = sketch_duration("Duration")  # the latency precision the rollups keep
@@ -166,9 +169,42 @@ async def test_rollups_answer_as_the_raw_spans_do(warehouse: Warehouse, tenant: 
     assert got["edges"] == raw_edges(warehouse, tenant)
     assert got["buckets"] == raw_buckets(warehouse, tenant)
     assert {kind for _, _, kind in got["edges"]} == {"service", "database", "peer"}
+    wide = await rolled_up(warehouse, tenant, WIDE)
+    assert (wide["services"], wide["edges"]) == (got["services"], got["edges"])
+    assert hourly_rows(warehouse) > 0, "the wide window read the hourly rollups"
+    # Cut inside the traffic's hour: minutes on one side, minutes and hours on the other;
+    # together they count every span and call once.
+    cut = T0 + 2 * MIN_NS  # a whole minute: a window touching part of a minute counts all of it
+    before, after = (await rolled_up(warehouse, tenant, TimeRange(WIDE.start_ns, cut)),
+                     await rolled_up(warehouse, tenant, TimeRange(cut, WIDE.end_ns)))
+    for service, (spans, requests, errors, error_spans, _) in got["services"].items():
+        halves = [part["services"].get(service, (0, 0, 0, 0, []))[:4] for part in (before, after)]
+        assert [sum(values) for values in zip(*halves, strict=True)] == [spans, requests, errors, error_spans]
+    assert before["services"] and after["services"]
     for m in range(MINUTES):  # an edge counts in its caller's minute
         minute = TimeRange(T0 + m * MIN_NS, T0 + (m + 1) * MIN_NS)
         assert (await rolled_up(warehouse, tenant, minute))["edges"] == raw_edges(warehouse, tenant, minute.start_ns)
+
+
+def hourly_rows(wh: Warehouse) -> int:
+    return int(wh.query(f"SELECT (SELECT count() FROM {wh.database}.ollystack_service_rollup_hourly FINAL) "
+                        f"+ (SELECT count() FROM {wh.database}.ollystack_service_edges_hourly FINAL) AS n")[0]["n"])
+
+
+async def test_minutes_rolled_up_before_the_hourly_rollups_existed_are_rolled_up_by_hour(
+        warehouse: Warehouse) -> None:
+    """Migration 0013 fills the hourly tables from the minute rollups already stored."""
+    insert_by_service(warehouse, traffic())
+    refresh_rollups(warehouse, margin_s=0, until_done=True)
+    expected = await rolled_up(warehouse, "acme", WIDE)
+    db = warehouse.database
+    for table in ("ollystack_service_rollup_hourly", "ollystack_service_edges_hourly"):
+        warehouse.execute(f"TRUNCATE TABLE {db}.{table}")
+    warehouse.execute(f"ALTER TABLE {db}.ollystack_schema_migrations DELETE WHERE Version = 13 "
+                      "SETTINGS mutations_sync = 1")
+    assert (await rolled_up(warehouse, "acme", WIDE))["services"] == {}  # nothing by hour yet
+    assert migrate(warehouse, ClickHouseSettings(database=db)) == ["0013_hourly_rollups"]
+    assert await rolled_up(warehouse, "acme", WIDE) == expected
 
 
 async def test_spans_stored_before_the_rollups_existed_are_rolled_up(chdb_dir: Path, unique: str) -> None:
@@ -194,6 +230,7 @@ async def test_a_block_stored_twice_leaves_the_rollups_unchanged(warehouse: Ware
     report = refresh_rollups(warehouse, margin_s=0, until_done=True)
     assert report.minutes > 0 and pending_minutes(warehouse) == []
     assert await rolled_up(warehouse, "acme") == before
+    assert (await rolled_up(warehouse, "acme", WIDE))["services"] == before["services"]
 
 
 async def test_a_child_stored_later_turns_the_peer_edge_into_a_service_edge(warehouse: Warehouse) -> None:
