@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import shutil
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,6 +68,18 @@ def param_text(value: Any) -> str:
     return str(value)
 
 
+def _clear_staging_leftovers(path: Path) -> None:
+    # The staging database lives in memory, but its Join tables still get a folder each under
+    # data/, and a process killed mid-batch leaves them behind. Its successor counts table
+    # names from 0 again, and creating a table whose folder exists fails ("already exists"):
+    # a worker restarted after kill -9 could not decode. Called once the connection proves
+    # this process owns the folder, before any staging table of its own exists.
+    leftovers = path / "data" / STAGING_DATABASE
+    if leftovers.exists():
+        shutil.rmtree(leftovers, ignore_errors=True)
+        log.info("staging tables of an earlier process removed", extra={"path": str(leftovers)})
+
+
 def staging_name(kind: str) -> str:
     """A table name in the staging database no other batch of this process uses."""
     return f"{STAGING_DATABASE}.{check_identifier(kind, 'staging kind')}_{next(_names)}"
@@ -106,6 +119,8 @@ class Engine:
                         f"chDB cannot open {path}: {exc}. chDB allows one process per data folder: if an "
                         "ollystack process (up, worker, api) runs on it, ask its API instead (see README), "
                         "or stop it first") from exc
+                if not any(opened == path for opened, _ in _engines):
+                    _clear_staging_leftovers(path)
                 for statement in _SESSION_SETTINGS:
                     conn.query(statement)
                 _engines[path, session] = cls(path, conn)

@@ -1,14 +1,19 @@
 """The chDB engine's sessions: the ingest stage decodes on a session of its own beside the
-warehouse's, both on one folder, and the two run statements at the same time."""
+warehouse's, both on one folder, and the two run statements at the same time; a process
+after a killed one is not stopped by the staging tables it left."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 from sinks.backend import chdb_folder, open_engine
-from sinks.engine import Engine
+from sinks.engine import STAGING_DATABASE, Engine
 from sinks.warehouse import Warehouse
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_the_decoding_session_is_its_own_on_the_warehouses_folder(warehouse: Warehouse, chdb_dir: Path) -> None:
@@ -42,3 +47,28 @@ def test_two_sessions_run_statements_side_by_side(warehouse: Warehouse, chdb_dir
     finally:
         slow.join(timeout=60)
     assert seen == 1, "the decoding session never saw the main session's statement running"
+
+
+_RESTARTED = """
+import sys
+from pathlib import Path
+from sinks.engine import Engine
+from agents.ingest.staging import StagedBatch
+engine = Engine.open(Path(sys.argv[1]))
+with StagedBatch(engine, "traces", "") as batch:
+    name = batch.lookup("traces", "k String, v String", "k", __import__("pyarrow").table({"k": ["a"], "v": ["b"]}))
+    print(engine.arrow(f"SELECT joinGet('{name}', 'v', 'a') AS v").to_pylist())
+"""
+
+
+def test_a_process_after_a_killed_one_creates_staging_tables_of_the_same_names(tmp_path: Path) -> None:
+    """A process killed mid-batch leaves its Join tables' folders; the next one, counting
+    table names from 0 again, must still create its own (a worker restarted after kill -9
+    failed here)."""
+    folder = tmp_path / "chdb"
+    for n in range(3):
+        (folder / "data" / STAGING_DATABASE / f"traces_{n}" / "tmp").mkdir(parents=True)
+    done = subprocess.run([sys.executable, "-c", _RESTARTED, str(folder)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[{'v': 'b'}]"
