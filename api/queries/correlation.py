@@ -61,8 +61,11 @@ def _traces_sql(scope: QueryScope) -> str:
     )
 
 
-# The traces' rows, and those keyed by the ID itself (a separate parameter: an ID may hold ',').
-_KEYS = f"(LookupKey IN {TRACE_ID_SET} OR LookupKey = {{id_key:String}})"
+# The traces' rows, and those keyed by the ID itself, as one set: the ID travels as a
+# parameter of its own (it may hold ','). An OR of the two conditions cost the read about
+# 5 ms of its 25 at 10M spans.
+_KEYS = ("LookupKey IN (SELECT arrayJoin(arrayConcat(splitByChar(',', {trace_ids:String}), [{id_key:String}])) "
+         "AS k WHERE k != '')")
 
 
 def _rows_sql(scope: QueryScope) -> str:
