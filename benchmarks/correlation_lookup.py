@@ -282,9 +282,11 @@ def growth(first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
 
 def counts(wh: Warehouse) -> dict[str, int]:
     found = {t: int(wh.query(f"SELECT count() AS n FROM {wh.database}.{t}")[0]["n"]) for t in TABLES}
-    found["span_parts"] = int(wh.query(
-        "SELECT count() AS n FROM system.parts WHERE database = {d:String} AND table = 'otel_traces' AND active",
-        {"d": wh.database})[0]["n"])
+    # Parts a read probes: of the Collector's span table, and of the lookup copy lookups read.
+    for key, table in (("span_parts", "otel_traces"), ("lookup_copy_parts", "ollystack_trace_rows")):
+        found[key] = int(wh.query(
+            "SELECT count() AS n FROM system.parts WHERE database = {d:String} AND table = {t:String} AND active",
+            {"d": wh.database, "t": table})[0]["n"])
     return found
 
 
