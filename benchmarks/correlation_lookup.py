@@ -8,7 +8,8 @@ traces) and measures at each: random external IDs looked up through the API app 
 ASGI, cache off), through the query function alone and through its first statement alone (ID
 -> traces), and ``/api/v1/services`` and ``/api/v1/service-map`` over the last hour (the
 API's default window) and the last 24 hours of the data. Prints one JSON object; latencies are in milliseconds,
-with the growth from the first size to the last.
+with the growth from the first size to the last and, at the last size, each p99 against the 50 ms goal
+(exit status 1 when one is missed).
 
 The data keeps one shape at every size: each block of 100k traces (about 22 hours) has 20k
 IDs of its own, five traces each, spread over that block's day, the worst case for the
@@ -280,6 +281,26 @@ def growth(first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Issue #12's goals, at the largest size: p99 over HTTP (cache off) for a lookup and for the
+# services endpoints over their default window.
+GOAL_P99_MS = 50.0
+GOALS = (("lookup_http", ("lookup", "http")), ("services_1h", ("services_1h",)),
+         ("service_map_1h", ("service-map_1h",)))
+
+
+def goals(last: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each goal's p99 at ``last`` (one size's results), its ratio to the goal and whether it is met."""
+    out = {}
+    for name, path in GOALS:
+        figures = last
+        for key in path:
+            figures = figures[key]
+        p99 = float(figures["p99_ms"])
+        out[name] = {"p99_ms": p99, "goal_ms": GOAL_P99_MS, "ratio": round(p99 / GOAL_P99_MS, 2),
+                     "met": p99 <= GOAL_P99_MS}
+    return out
+
+
 def counts(wh: Warehouse) -> dict[str, int]:
     found = {t: int(wh.query(f"SELECT count() AS n FROM {wh.database}.{t}")[0]["n"]) for t in TABLES}
     # Parts a read probes: of the Collector's span table, and of the lookup copy lookups read.
@@ -327,14 +348,15 @@ def main(argv: list[str] | None = None) -> int:
                         **asyncio.run(measure(wh, ids, args.service_requests, newest_ns))})
     if args.data_dir is None:  # a temp folder of our own: free the space
         wh.execute("DROP DATABASE bench SYNC")
+    met = goals(results[-1])
     print(json.dumps({
         "benchmark": "correlation_lookup", "backend": "chdb", "lookups": args.lookups,
-        "service_requests": args.service_requests, "sizes": results,
+        "service_requests": args.service_requests, "sizes": results, "goals": met,
         "growth": growth({k: v for k, v in results[0].items() if isinstance(v, dict) and k != "stored"},
                          results[-1]) if len(results) > 1 else None,
         "data_dir": str(data_dir) if args.data_dir else None,
     }))
-    return 0
+    return 0 if all(goal["met"] for goal in met.values()) else 1
 
 
 if __name__ == "__main__":
