@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from schemas.otlp_sql import quote, string_array, string_set
+import pyarrow as pa
 
 __all__ = [
     "DEPRECATED_STATEMENT",
@@ -92,24 +94,59 @@ def mask_sql_literals(sql: str) -> str:
     return _SQL_TOKENS.sub(replace, sql)
 
 
-def _split_target(value: object) -> list[tuple[str, object]]:
-    if not isinstance(value, str):
-        return [("url.path", value)]
+# How an output value of a rename plan is made from its source attribute's value.
+COPY, PATH, QUERY, MASK = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class RenamePlan:
+    """What normalize_attributes does to attributes with these keys, whatever their values:
+    the output keys in order, each one's source (index of the input attribute) and step
+    (COPY, PATH or QUERY of an ``http.target``, MASK of a ``db.statement``), and the
+    deprecated keys found, in RENAMES order. A QUERY output is left out when the value
+    has no query, which only the value tells; nothing after it can take its key."""
+
+    keys: tuple[str, ...]
+    sources: tuple[int, ...]
+    steps: tuple[int, ...]
+    rewritten: tuple[str, ...]
+
+
+def rename_plan(keys: Sequence[str]) -> RenamePlan:
+    """The plan for attributes with ``keys``, in order. A repeated key counts once, at its
+    last place, with its last value (as schemas/otlp_sql.py's attribute_map keeps it)."""
+    last = {key: index for index, key in enumerate(keys)}
+    out = {key: (index, COPY) for index, key in enumerate(keys) if last[key] == index and key not in RENAMES}
+    rewritten: list[str] = []
+    for old, new in RENAMES.items():
+        if old not in last:
+            continue
+        rewritten.append(old)
+        if new in last:
+            continue
+        source = last[old]
+        if old == "http.target":
+            pairs = [("url.path", PATH), ("url.query", QUERY)]
+        else:
+            pairs = [(new, MASK if old == DEPRECATED_STATEMENT else COPY)]
+        for key, step in pairs:
+            # setdefault: stable keys from the input and earlier table rows stay.
+            out.setdefault(key, (source, step))
+    return RenamePlan(tuple(out), tuple(s for s, _ in out.values()), tuple(s for _, s in out.values()),
+                      tuple(rewritten))
+
+
+def _apply_step(step: int, value: object) -> object | None:
+    """The output value of one plan step (None: left out, an empty query)."""
+    if not isinstance(value, str) or step == COPY:
+        # A value that is not text passes whole, even an http.target's (its path).
+        return None if step == QUERY else value
+    if step == MASK:
+        return mask_sql_literals(value)
     path, sep, query = value.partition("?")
-    pairs: list[tuple[str, object]] = [("url.path", path)]
-    if sep and query:
-        pairs.append(("url.query", query))
-    return pairs
-
-
-def _mask_statement(value: object) -> list[tuple[str, object]]:
-    return [("db.query.text", mask_sql_literals(value) if isinstance(value, str) else value)]
-
-
-_CONVERTERS: Mapping[str, Callable[[object], list[tuple[str, object]]]] = {
-    "http.target": _split_target,
-    "db.statement": _mask_statement,
-}
+    if step == PATH:
+        return path
+    return query if sep and query else None
 
 
 def normalize_attributes(attrs: Mapping[str, object]) -> tuple[dict[str, object], tuple[str, ...]]:
@@ -121,72 +158,76 @@ def normalize_attributes(attrs: Mapping[str, object]) -> tuple[dict[str, object]
     through unchanged except ``db.statement`` (literals masked) and ``http.target`` (split
     into ``url.path`` and, when non-empty, ``url.query``). Never raises.
     """
-    out = {key: value for key, value in attrs.items() if key not in RENAMES}
-    rewritten: list[str] = []
-    for old, new in RENAMES.items():
-        if old not in attrs:
-            continue
-        rewritten.append(old)
-        if new in attrs:
-            continue
-        converter = _CONVERTERS.get(old)
-        pairs = converter(attrs[old]) if converter else [(new, attrs[old])]
-        for key, value in pairs:
-            # setdefault: stable keys from the input and earlier table rows stay.
-            out.setdefault(key, value)
-    return out, tuple(rewritten)
+    plan = rename_plan(list(attrs))
+    values = list(attrs.values())
+    out = {}
+    for key, source, step in zip(plan.keys, plan.sources, plan.steps, strict=True):
+        value = _apply_step(step, values[source])
+        if value is not None:
+            out[key] = value
+    return out, plan.rewritten
 
 
 DEPRECATED_STATEMENT = "db.statement"
 
+# The Join table of a batch's rename plans, by the hash of their attribute keys.
+PLANS_COLUMNS = "Shape UInt64, Keys Array(String), Steps Array(UInt8), Ranks Array(UInt32), Target UInt32"
 
-def normalized_attributes_sql(attrs: str, statements: str | None) -> tuple[list[str], str]:
-    """``normalize_attributes`` over a Map(String, String) column, in ClickHouse SQL.
 
-    Returns the steps, ``expr AS name`` items to select (in order) in the same SELECT
-    as the result or in a subquery under it, and the result expression, which reads
-    them. ``statements`` is a Join table mapping each ``db.statement`` of the batch to its
-    masked text (mask_sql_literals runs in Python, once per distinct statement); None
-    when the batch has none.
+def plans_table(shapes: Sequence[int], plans: Sequence[RenamePlan], inputs: Sequence[int]) -> pa.Table:
+    """The rows of PLANS_COLUMNS: ``plans[i]`` is the plan of ``inputs[i]`` attribute keys
+    hashed to ``shapes[i]``.
 
-    No lambda here captures an array of the row: ClickHouse copies a captured column
-    for every element the lambda runs on, and the first version (``has(keys, ...)``
-    inside lambdas) cost 0.28 s per 22k spans of ten attributes, most of the output
-    query. Instead the renamed pairs follow the kept ones, in RENAMES order, and the
-    first pair of each key wins: a stable key already present keeps its value, and of
-    two deprecated keys with one stable name the first in RENAMES order wins, as in
-    normalize_attributes."""
-    olds, news = string_array(tuple(RENAMES)), string_array(tuple(RENAMES.values()))
-    deprecated = string_set(tuple(RENAMES))
-    target, statement = quote("http.target"), quote(DEPRECATED_STATEMENT)
-    path, query = "splitByChar('?', v, 2)[1]", "substring(v, position(v, '?') + 1)"
-    has_query = f"position(v, '?') > 0 AND {query} != ''"
+    Ranks has one entry per input attribute and one more for a copy of the http.target's
+    value (the source of a QUERY step, Target its 1-based index, 0 when none): the output
+    position each one's value goes to, 0 for none. Sorting the kept values by rank puts
+    them in output order without a lambda that captures the row's array (see
+    renamed_attributes_sql)."""
+    rows: dict[str, list[Any]] = {"Shape": list(shapes), "Keys": [], "Steps": [], "Ranks": [], "Target": []}
+    for plan, count in zip(plans, inputs, strict=True):
+        ranks, target = [0] * (count + 1), 0
+        for position, (source, step) in enumerate(zip(plan.sources, plan.steps, strict=True), start=1):
+            if step == QUERY:
+                ranks[-1], target = position, source + 1
+            else:
+                ranks[source] = position
+        rows["Keys"].append(list(plan.keys))
+        rows["Steps"].append(list(plan.steps))
+        rows["Ranks"].append(ranks)
+        rows["Target"].append(target)
+    return pa.table(rows, schema=pa.schema([("Shape", pa.uint64()), ("Keys", pa.list_(pa.string())),
+                                            ("Steps", pa.list_(pa.uint8())), ("Ranks", pa.list_(pa.uint32())),
+                                            ("Target", pa.uint32())]))
+
+
+def renamed_attributes_sql(texts: str, shape: str, plans: str, statements: str | None) -> tuple[list[str], str]:
+    """``normalize_attributes`` in ClickHouse SQL, by the batch's rename plans.
+
+    ``texts`` is an Array(String) of the row's attribute values as text, in input order,
+    ``shape`` the hash of its keys, ``plans`` the Join table of plans_table's rows and
+    ``statements`` a Join table mapping each ``db.statement`` text to its masked text
+    (mask_sql_literals runs in Python, once per distinct statement; None when the batch
+    has none). Returns the steps, ``expr AS name`` items to select in a subquery under
+    the result, and the result: a Map(String, String).
+
+    The renaming is decided once per distinct list of keys (a batch has a handful), not
+    per row: deciding it per row in SQL took 100-180 ms per 20k spans of ten attributes.
+    No lambda here captures an array of the row: ClickHouse copies a captured column for
+    every element the lambda runs on."""
     masked = f"joinGet('{statements}', 'Masked', v)" if statements else "v"
+    query = "if(position(v, '?') > 0, substring(v, position(v, '?') + 1), '')"
     steps = [
-        f"mapKeys({attrs}) AS _semconv_keys", f"mapValues({attrs}) AS _semconv_values",
-        # http.target is dropped whole (url.query too) when url.path is present already.
-        "has(_semconv_keys, 'url.path') AS _semconv_has_path",
-        f"arrayMap(k -> if(k IN {deprecated} AND NOT (k = {target} AND _semconv_has_path), indexOf({olds}, k), 0), "
-        "_semconv_keys) AS _semconv_rank",
-        "arraySort((k, r) -> r, arrayFilter((k, r) -> r > 0, _semconv_keys, _semconv_rank), "
-        "arrayFilter(r -> r > 0, _semconv_rank)) AS _semconv_old_keys",
-        "arraySort((v, r) -> r, arrayFilter((v, r) -> r > 0, _semconv_values, _semconv_rank), "
-        "arrayFilter(r -> r > 0, _semconv_rank)) AS _semconv_old_values",
-        f"arrayConcat(arrayFilter(k -> k NOT IN {deprecated}, _semconv_keys), arrayFlatten(arrayMap((k, v) -> "
-        f"if(k = {target}, if({has_query}, ['url.path', 'url.query'], ['url.path']), "
-        f"[transform(k, {olds}, {news}, '')]), _semconv_old_keys, _semconv_old_values))) AS _semconv_all_keys",
-        f"arrayConcat(arrayFilter((v, k) -> k NOT IN {deprecated}, _semconv_values, _semconv_keys), "
-        f"arrayFlatten(arrayMap((k, v) -> if(k = {target}, if({has_query}, [{path}, {query}], [{path}]), "
-        f"[if(k = {statement}, {masked}, v)]), _semconv_old_keys, _semconv_old_values))) AS _semconv_all_values",
-        "arrayEnumerateUniq(_semconv_all_keys) AS _semconv_nth",
+        f"joinGet('{plans}', 'Ranks', {shape}) AS _semconv_ranks",
+        f"arrayPushBack({texts}, {texts}[joinGet('{plans}', 'Target', {shape})]) AS _semconv_texts",
+        "arraySort((v, r) -> r, arrayFilter((v, r) -> r > 0, _semconv_texts, _semconv_ranks), "
+        "arrayFilter(r -> r > 0, _semconv_ranks)) AS _semconv_sorted",
+        f"joinGet('{plans}', 'Steps', {shape}) AS _semconv_steps",
+        f"arrayMap((v, s) -> multiIf(s = {COPY}, v, s = {PATH}, splitByChar('?', v, 2)[1], s = {QUERY}, {query}, "
+        f"{masked}), _semconv_sorted, _semconv_steps) AS _semconv_values",
+        f"arrayMap((v, s) -> s != {QUERY} OR v != '', _semconv_values, _semconv_steps) AS _semconv_kept",
     ]
-    return steps, ("mapFromArrays(arrayFilter((k, n) -> n = 1, _semconv_all_keys, _semconv_nth), "
-                   "arrayFilter((v, n) -> n = 1, _semconv_all_values, _semconv_nth))")
-
-
-def deprecated_count_sql(keys: str) -> str:
-    """How many distinct deprecated keys an Array(String) of attribute keys holds."""
-    return f"length(arrayDistinct(arrayFilter(k -> k IN {string_set(tuple(RENAMES))}, {keys})))"
+    return steps, (f"mapFromArrays(arrayFilter((k, w) -> w, joinGet('{plans}', 'Keys', {shape}), _semconv_kept), "
+                   "arrayFilter((v, w) -> w, _semconv_values, _semconv_kept))")
 
 
 def _number_from_text(text: str) -> int:

@@ -45,6 +45,7 @@ class _Context:
 
     def __init__(self, staged: StagedBatch, flat: str, ingestor: Ingestor, excluded: Collection[int]) -> None:
         self.staged, self.flat, self.ingestor = staged, flat, ingestor
+        self.nested = staged.nested
         self.config = ingestor.config
         self.excluded = excluded
         self.complex_table: str | None = None
@@ -91,7 +92,8 @@ class Ingestor:
             flat = await asyncio.to_thread(_flatten, staged, plan)
             context = _Context(staged, flat, self, out.refused)
             await self._screen(context, out)
-            flags = (await context.query(plan.flags(flat))).to_pylist()
+            flags_sql = plan.flags(flat)
+            flags = (await context.query(flags_sql)).to_pylist() if flags_sql else []
             decided = await plan.decide(context, flags[0] if flags else {})
             out.refused.update({i: ("refused", reason) for i, reason in decided.refused.items()})
             out.links, out.updates = decided.links, decided.updates

@@ -154,9 +154,8 @@ class LogPlan:
             "ARRAY JOIN ss.log_records AS lr"
         )
 
-    def flags(self, flat: str) -> str:
-        # Nothing optional: every batch decides severities and correlation IDs.
-        return f"SELECT count() AS rows FROM {flat} WHERE refusal = ''"
+    def flags(self, flat: str) -> None:
+        return None  # nothing optional: every batch decides severities and correlation IDs
 
     async def decide(self, batch: BatchContext, flags: Mapping[str, Any]) -> Decided:
         where = f"FROM {batch.flat} WHERE refusal = '' AND record NOT IN {{excluded:Array(UInt64)}}"

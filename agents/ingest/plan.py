@@ -26,6 +26,8 @@ class Lookups:
     complex: str | None = None  # complex value key -> JSON text
     traces: str | None = None  # (tenant, trace ID) -> correlation ID
     clues: str | None = None  # clue hash -> verdict (ID of a traceless row, rejected ID)
+    resources: str | None = None  # (record, resource number) -> attribute map, service name
+    renames: str | None = None  # attribute keys' hash -> rename plan (agents/semconv.py)
     statements: str | None = None  # db.statement -> masked text
     severities: str | None = None  # (number, text) -> normalised (number, text)
     overflow: str | None = None  # (key, value) of point attributes past the cardinality limit
@@ -48,6 +50,7 @@ class BatchContext(Protocol):
     for the states of traces seen before."""
 
     flat: str
+    nested: str  # the batch's records as parsed (schemas/otlp_wire.py STRUCTURES)
     config: IngestConfig
     complex_table: str | None
     excluded: Collection[int]  # records already refused: their rows are not decided on
@@ -66,8 +69,9 @@ class Plan(Protocol):
     def flatten(self, nested: str, flat: str) -> str:
         """INSERT INTO ``flat`` SELECT one row per item of the records in ``nested``."""
 
-    def flags(self, flat: str) -> str:
-        """SELECT one row of UInt8 flags saying which optional facts the batch needs."""
+    def flags(self, flat: str) -> str | None:
+        """SELECT one row of UInt8 flags saying which optional facts the batch needs
+        (None: the plan has none)."""
 
     async def decide(self, batch: BatchContext, flags: Mapping[str, Any]) -> Decided:
         """Query facts, decide them in Python, and store the decisions as Join tables."""

@@ -7,11 +7,14 @@ import pytest
 
 from agents.semconv import (
     DEPRECATED_STATEMENT,
+    PLANS_COLUMNS,
     RENAMES,
     mask_sql_literals,
     normalize_attributes,
     normalize_severity,
-    normalized_attributes_sql,
+    plans_table,
+    rename_plan,
+    renamed_attributes_sql,
 )
 from sinks.engine import Engine, staging_name
 
@@ -165,16 +168,45 @@ def test_normalize_severity(number: int, text: str, expected: tuple[int, str]) -
 def test_the_engine_renames_as_python_does(engine: Engine, attrs: dict[str, object], expected: dict[str, object],
                                            rewritten: tuple[str, ...]) -> None:
     text = {key: str(value) for key, value in attrs.items()}
-    statements = staging_name("statements")
+    assert _renamed_in_engine(engine, list(text), list(text.values())) == list(normalize_attributes(text)[0].items())
+
+
+DUPLICATES = [
+    pytest.param(["http.method", "http.method"], ["GET", "POST"], id="last-value-wins"),
+    pytest.param(["a", "http.target", "a"], ["1", "/x?q=1", "2"], id="kept-at-last-place"),
+    pytest.param(["url.path", "http.target", "http.target"], ["/p", "/x?q", "/y?r"], id="target-dropped-whole"),
+    pytest.param(["http.target", "url.query"], ["/x?q=1", "mine"], id="own-query-kept"),
+    pytest.param(["net.host.name", "net.peer.name"], ["h", "p"], id="peer-before-host"),
+]
+
+
+@pytest.mark.parametrize(("keys", "values"), DUPLICATES)
+def test_repeated_keys_rename_as_their_last_value_does(engine: Engine, keys: list[str], values: list[str]) -> None:
+    """A span's attributes may repeat a key (OTLP does not forbid it): the plan keeps the
+    last one at its place, as the attribute map of the old two-step path did."""
+    last: dict[str, str] = {}
+    for key, value in zip(keys, values, strict=True):
+        last.pop(key, None)
+        last[key] = value
+    expected = list(normalize_attributes(last)[0].items())
+    assert _renamed_in_engine(engine, keys, values) == expected
+
+
+def _renamed_in_engine(engine: Engine, keys: list[str], values: list[str]) -> list[tuple[str, str]]:
+    """normalize_attributes of (keys, values) in the engine, through a Join table of plans."""
+    statements, plans = staging_name("statements"), staging_name("renames")
     engine.run(f"CREATE TABLE {statements} (Statement String, Masked String) ENGINE = Join(ANY, LEFT, Statement)")
+    engine.run(f"CREATE TABLE {plans} ({PLANS_COLUMNS}) ENGINE = Join(ANY, LEFT, Shape)")
     try:
-        if DEPRECATED_STATEMENT in text:
-            engine.load_arrow(statements, pa.table({"Statement": [text[DEPRECATED_STATEMENT]],
-                                                    "Masked": [mask_sql_literals(text[DEPRECATED_STATEMENT])]}))
-        steps, result = normalized_attributes_sql("attrs", statements)
-        source = "SELECT {m:Map(String, String)} AS attrs"
+        found = [v for k, v in zip(keys, values, strict=True) if k == DEPRECATED_STATEMENT]
+        if found:
+            engine.load_arrow(statements, pa.table({"Statement": found[-1:], "Masked": [mask_sql_literals(found[-1])]}))
+        engine.load_arrow(plans, plans_table([7], [rename_plan(keys)], [len(keys)]))
+        steps, result = renamed_attributes_sql("texts", "shape", plans, statements)
+        source = "SELECT {texts:Array(String)} AS texts, toUInt64(7) AS shape"
         sql = f"SELECT {result} AS m FROM (SELECT *, {', '.join(steps)} FROM ({source}))"
-        got = engine.arrow(sql, {"m": text}).column("m").to_pylist()[0]
+        got: list[tuple[str, str]] = engine.arrow(sql, {"texts": values}).column("m").to_pylist()[0]
     finally:
         engine.run(f"DROP TABLE {statements}")
-    assert got == list(normalize_attributes(text)[0].items())
+        engine.run(f"DROP TABLE {plans}")
+    return got
