@@ -283,8 +283,12 @@ class WorkerSettings(_Section):
 class RollupSettings(_Section):
     # The worker recomputes the per-minute rollups the API reads (sinks/rollups.py) every
     # interval_s, at most max_minutes dirty minutes a pass, oldest first. Marks younger than
-    # margin_s are not counted as covered: their rows may not have been visible yet.
+    # margin_s are not counted as covered: their rows may not have been visible yet. A minute
+    # still receiving spans is recomputed at most once per minute_interval_s (a recompute
+    # reads all its spans, and its edges those of the minutes around it): the rollups of
+    # the newest minute lag by up to that much, and each span is read about 3 times, not 18.
     interval_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    minute_interval_s: float = Field(default=30.0, ge=0, allow_inf_nan=False)
     max_minutes: int = Field(default=30, gt=0)
     margin_s: float = Field(default=5.0, ge=0, allow_inf_nan=False)
 

@@ -30,7 +30,8 @@ class RollupRefresher:
         """One pass; its report, or None when it failed (logged and counted)."""
         try:
             report = await asyncio.to_thread(refresh_rollups, self.warehouse, margin_s=self.settings.margin_s,
-                                             max_minutes=self.settings.max_minutes)
+                                             max_minutes=self.settings.max_minutes,
+                                             minute_interval_s=self.settings.minute_interval_s)
         except WarehouseError as exc:
             self.metrics.rollup_errors.labels(str(exc.retriable).lower()).inc()
             log.warning("rollup refresh failed; retrying next interval",

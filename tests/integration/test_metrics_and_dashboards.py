@@ -84,7 +84,7 @@ async def stack(kafka_bootstrap: str, chdb_dir: Path) -> AsyncIterator[Stack]:
             "kafka": Settings().kafka.model_copy(update={"bootstrap": kafka_bootstrap}),
             "otlp": OtlpSettings(grpc_port=0, http_port=0), "api": ApiSettings(port=0),
             "worker": WorkerSettings(metrics_port=0),
-            "rollups": RollupSettings(interval_s=0.5, margin_s=0),
+            "rollups": RollupSettings(interval_s=0.5, margin_s=0, minute_interval_s=0),
             "score": ScoreSettings(window_s=5, lateness_s=0, idle_partition_s=2)})
         ready: asyncio.Future[list[tuple[str, str]]] = asyncio.get_running_loop().create_future()
         stop = asyncio.Event()

@@ -244,7 +244,7 @@ async def test_a_child_stored_later_turns_the_peer_edge_into_a_service_edge(ware
     child = span("t" * 32, "c" * 16, "p" * 16, T0 + 61_000 * MS, "checkout", "GET /checkout", "Server",
                  failed=True, duration_ns=30 * MS)
     warehouse.insert("otel_traces", columns([child]))
-    assert [m for m, _ in pending_minutes(warehouse)] == [(T0 + MIN_NS) // 1_000_000_000]
+    assert [p.minute_s for p in pending_minutes(warehouse)] == [(T0 + MIN_NS) // 1_000_000_000]
     refresh_rollups(warehouse, margin_s=0)
     edges = (await rolled_up(warehouse, "acme"))["edges"]
     assert {key: value[:2] for key, value in edges.items()} == {("frontend", "checkout", "service"): (1, 1)}
@@ -274,13 +274,29 @@ async def test_passes_are_bounded_oldest_first_and_young_marks_are_refreshed_aga
                                                   "Server") for m in range(5)]))
     first = refresh_rollups(warehouse, margin_s=0, max_minutes=2)
     assert (first.minutes, first.pending) == (2, 3) and first.lag_s >= 0
-    assert [m for m, _ in pending_minutes(warehouse)] == [(T0 + m * MIN_NS) // 1_000_000_000 for m in (2, 3, 4)]
+    assert [p.minute_s for p in pending_minutes(warehouse)] == [(T0 + m * MIN_NS) // 1_000_000_000 for m in (2, 3, 4)]
     # Marks younger than the margin may belong to rows not visible yet: recomputed now, and
     # left pending so that a later pass recomputes them once more.
     young = refresh_rollups(warehouse, margin_s=3600, max_minutes=10)
     assert (young.minutes, len(pending_minutes(warehouse))) == (3, 3)
     assert (await rolled_up(warehouse, "acme"))["services"]["svc"][0] == 5
     refresh_rollups(warehouse, margin_s=0, max_minutes=10)
+    assert pending_minutes(warehouse) == []
+
+
+async def test_a_minute_recomputed_recently_waits_for_its_interval(warehouse: Warehouse) -> None:
+    """A minute still receiving spans is not read again on every pass: after a recompute it
+    waits minute_interval_s, pending, and the next recompute counts what came meanwhile."""
+    minute = T0 // 1_000_000_000
+    warehouse.insert("otel_traces", columns([span("a" * 32, "a" * 16, "", T0, "svc", "op", "Server")]))
+    assert refresh_rollups(warehouse, margin_s=0, minute_interval_s=3600).minutes == 1  # never recomputed: at once
+    warehouse.insert("otel_traces", columns([span("b" * 32, "b" * 16, "", T0 + MS, "svc", "op", "Server")]))
+    waited = refresh_rollups(warehouse, margin_s=0, minute_interval_s=3600, until_done=True)
+    assert (waited.minutes, waited.pending) == (0, 1)
+    assert [p.minute_s for p in pending_minutes(warehouse)] == [minute]
+    assert (await rolled_up(warehouse, "acme"))["services"]["svc"][0] == 1
+    assert refresh_rollups(warehouse, margin_s=0, minute_interval_s=0).minutes == 1
+    assert (await rolled_up(warehouse, "acme"))["services"]["svc"][0] == 2
     assert pending_minutes(warehouse) == []
 
 
@@ -291,7 +307,7 @@ def refreshed(metrics: WorkerMetrics) -> float:
 async def test_the_worker_refresher_runs_periodically_and_outlives_warehouse_errors(
         warehouse: Warehouse, chdb_dir: Path) -> None:
     metrics = WorkerMetrics()
-    refresher = RollupRefresher(warehouse, RollupSettings(interval_s=0.2, margin_s=0), metrics)
+    refresher = RollupRefresher(warehouse, RollupSettings(interval_s=0.2, margin_s=0, minute_interval_s=0), metrics)
     refresher.start()
     try:
         warehouse.insert("otel_traces", columns(traffic(traces=20)))
