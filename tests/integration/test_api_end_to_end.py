@@ -39,7 +39,8 @@ CORRELATION_ID = "e2e-checkout-42"
 async def pipeline(kafka_bootstrap: str, unique: str, tmp_path: Path,
                    warehouse: Warehouse) -> AsyncIterator[tuple[Settings, Gateway]]:
     settings = settings_for(unique, tmp_path, warehouse.database).model_copy(
-        update={"otlp": OtlpSettings(grpc_port=0, http_port=0), "rollups": RollupSettings(interval_s=0.5, minute_interval_s=0)})
+        update={"otlp": OtlpSettings(grpc_port=0, http_port=0),
+                "rollups": RollupSettings(interval_s=0.5, minute_interval_s=0)})
     async with running_pipeline(settings, kafka_bootstrap, warehouse, unique) as gateway:
         yield settings, gateway
 
