@@ -24,7 +24,7 @@ from core.errors import BrokerUnavailableError, ConfigError
 from core.settings import Settings
 from core.types import Signal
 from pipeline.topics import describe_topics
-from sinks.backend import open_engine
+from sinks.backend import decoding_reader, open_engine
 from sinks.engine import Engine
 from sinks.warehouse import Warehouse
 
@@ -85,7 +85,7 @@ class Replayer:
         self.config = config.check()
         e = config.enrich
         limiter = CardinalityLimiter(e.cardinality_max_values, e.cardinality_window_s, e.cardinality_max_keys)
-        self.states = TraceStates(warehouse, e.trace_cache_traces)
+        self.states = TraceStates(decoding_reader(warehouse), e.trace_cache_traces)
         self.ingestor = Ingestor(engine, self.config, self.states, build_plans(self.config, limiter))
         self.writer = BatchWriter(warehouse, self.config, metrics)
         self.deadletters = deadletters

@@ -35,10 +35,10 @@ def insert_settings(dedup_token: str | None) -> dict[str, str | int]:
 class EmbeddedWarehouse:
     """Warehouse on chDB. Thread-safe: calls from several threads run one at a time."""
 
-    def __init__(self, path: Path, database: str = "default") -> None:
+    def __init__(self, path: Path, database: str = "default", session: str = "main") -> None:
         self.path = Path(path)
         self.database = check_identifier(database, "database")
-        self.engine = Engine.open(self.path)
+        self.engine = Engine.open(self.path, session)
         self._schemas: dict[str, dict[str, str]] = {}
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:

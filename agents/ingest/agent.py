@@ -32,6 +32,7 @@ from agents.stage import StageDeps
 from core.errors import BrokerUnavailableError, WarehouseError
 from core.types import Signal
 from schemas.enriched import encode_enriched
+from sinks.backend import decoding_reader
 from sinks.engine import Engine
 from sinks.retry import retry_warehouse
 
@@ -83,7 +84,7 @@ class IngestStage:
         self.config, self.deps = config, deps
         # Trace -> correlation state: a bounded cache in front of the trace links stored in
         # ClickHouse (see TraceStates for why not a Faust table).
-        self.traces = TraceStates(deps.warehouse, config.enrich.trace_cache_traces)
+        self.traces = TraceStates(decoding_reader(deps.warehouse), config.enrich.trace_cache_traces)
         e = config.enrich
         limiter = CardinalityLimiter(e.cardinality_max_values, e.cardinality_window_s, e.cardinality_max_keys)
         self.ingestor = Ingestor(engine, config, self.traces, build_plans(config, limiter),
