@@ -3,13 +3,16 @@ warehouse's, both on one folder, and the two run statements at the same time; a 
 after a killed one is not stopped by the staging tables it left."""
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from sinks.backend import chdb_folder, open_engine
+from agents.ingest.state import stored_states
+from core.errors import WarehouseError
+from sinks.backend import chdb_folder, decoding_reader, open_engine
 from sinks.engine import STAGING_DATABASE, Engine
 from sinks.warehouse import Warehouse
 
@@ -47,6 +50,43 @@ def test_two_sessions_run_statements_side_by_side(warehouse: Warehouse, chdb_dir
     finally:
         slow.join(timeout=60)
     assert seen == 1, "the decoding session never saw the main session's statement running"
+
+
+def test_trace_states_are_read_while_the_warehouse_session_is_busy(warehouse: Warehouse, chdb_dir: Path,
+                                                                     unique: str) -> None:
+    """The ingest stage reads trace states while the batch before is inserted: through the
+    decoding session, or the lookup waits for the insert (decoding_reader)."""
+    main = Engine.open(chdb_folder(chdb_dir))
+    reader = decoding_reader(warehouse)
+    assert reader.database == warehouse.database
+    marker = f"ollystack_{unique}"
+    busy = f"%{marker}%"
+    slow = threading.Thread(target=_quietly, args=(main, f"SELECT sleepEachRow(0.2) AS {marker} FROM numbers(300) "
+                                                         "SETTINGS max_block_size = 1"))
+    slow.start()
+    try:
+        _wait_running(reader, busy, slow)
+        assert stored_states(reader, {("", "a" * 32)}) == {}
+        assert slow.is_alive(), "the lookup waited for the main session's statement to end"
+    finally:
+        reader.execute("KILL QUERY WHERE query LIKE {m:String} AND query NOT LIKE '%system.processes%' SYNC",
+                       {"m": busy})
+        slow.join(timeout=60)
+
+
+def _quietly(engine: Engine, sql: str) -> None:
+    with contextlib.suppress(WarehouseError):  # killed at the test's end
+        engine.arrow(sql)
+
+
+def _wait_running(reader: Warehouse, pattern: str, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + 30
+    while thread.is_alive() and time.monotonic() < deadline:
+        rows = reader.query("SELECT count() AS n FROM system.processes "
+                            "WHERE query LIKE {m:String} AND query NOT LIKE '%system.processes%'", {"m": pattern})
+        if int(rows[0]["n"]):
+            return
+    raise AssertionError("the main session's statement was never seen running")
 
 
 _RESTARTED = """
