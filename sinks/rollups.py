@@ -103,39 +103,35 @@ def _service_sql(db: str) -> str:
 
 
 def _edges_sql(db: str) -> str:
-    fields = ("SELECT tenant, toStartOfMinute(Timestamp) AS minute, TraceId AS trace_id, SpanId AS span_id, "
-              f"toString(ServiceName) AS service, toString(SpanName) AS name, {ERROR_STATUS} AS failed, "
-              "Duration AS duration")
     in_minutes = f"{_BETWEEN} AND toStartOfMinute(Timestamp) IN {MINUTE_SET}"
-    parents = f"{fields} FROM {_spans(db, in_minutes)}"
+    # A client or producer span may name a database or peer: a node of the map.
+    named = (f", if({CALLING_SPAN}, if({DB_SYSTEM} != '', {DB_SYSTEM}, {PEER_NAME}), '') AS target, "
+             f"if({DB_SYSTEM} != '', 'database', 'peer') AS target_kind")
+    parents = (f"SELECT tenant, toStartOfMinute(Timestamp) AS minute, TraceId AS trace_id, SpanId AS span_id, "
+               f"toString(ServiceName) AS service, toString(SpanName) AS name, {ERROR_STATUS} AS failed, "
+               f"Duration AS duration, target, target_kind FROM {_spans(db, in_minutes, named)}")
     # Children may start in the minute after their parent's, or (clock skew between hosts)
     # a little before it.
-    children = (f"SELECT tenant, TraceId AS trace_id, ParentSpanId AS parent_id, toString(ServiceName) AS service, "
-                f"toString(SpanName) AS name, {ERROR_STATUS} AS failed, Duration AS duration "
-                f"FROM {_spans(db, _CHILDREN)}")
-    named = _spans(db, f"{in_minutes} AND {CALLING_SPAN}", f", {DB_SYSTEM} AS db_system, {PEER_NAME} AS peer")
-    callers = (f"SELECT * FROM (SELECT *, if(db_system != '', db_system, peer) AS target, "
-               f"if(db_system != '', 'database', 'peer') AS target_kind FROM ({fields}, db_system, peer FROM {named})) "
-               f"WHERE target != ''")
-    called = (f"SELECT tenant, trace_id, parent_id, groupUniqArray(service) AS services FROM ({children}) "
-              f"GROUP BY tenant, trace_id, parent_id")
-    # A client or producer span names a database or peer; it becomes a node only when no
-    # span of another service answered it (that span's own edge says who was called).
+    children = (f"SELECT tenant, TraceId AS trace_id, ParentSpanId AS parent_id, "
+                f"groupArray((toString(ServiceName), toString(SpanName), {ERROR_STATUS}, Duration)) AS kids, "
+                f"groupUniqArray(toString(ServiceName)) AS services FROM {_spans(db, _CHILDREN)} "
+                "GROUP BY tenant, trace_id, parent_id")
+    # Each parent with its children, joined once (the spans of these minutes are read once
+    # as parents and once as children): an edge to each child of another service, and to
+    # the database or peer the span names when no span of another service answered it
+    # (that span's own edge says who was called).
+    edges = ("arrayConcat(arrayMap(k -> (k.1, 'service', k.2, k.3, k.4), arrayFilter(k -> k.1 != p.service, c.kids)), "
+             "if(p.target != '' AND NOT arrayExists(v -> v != p.service, c.services), "
+             "[(p.target, p.target_kind, p.name, p.failed, p.duration)], []))")
     return (
         f"INSERT INTO {db}.{SERVICE_EDGES_TABLE} (Tenant, Minute, Caller, Callee, CalleeKind, Operation, Calls, "
         f"Errors, DurationNs, Version) "
-        f"SELECT tenant, minute, caller, callee, callee_kind, operation, count(), countIf(failed), "
-        f"quantileBFloat16State({sketch_duration('duration')}), {_VERSION} FROM ("
-        f"SELECT p.tenant AS tenant, p.minute AS minute, p.service AS caller, c.service AS callee, "
-        f"'service' AS callee_kind, c.name AS operation, c.failed AS failed, c.duration AS duration "
-        f"FROM ({parents}) AS p INNER JOIN ({children}) AS c "
-        f"ON c.trace_id = p.trace_id AND c.parent_id = p.span_id AND c.tenant = p.tenant "
-        f"WHERE c.service != p.service "
-        f"UNION ALL "
-        f"SELECT k.tenant, k.minute, k.service, k.target, k.target_kind, k.name, k.failed, k.duration "
-        f"FROM ({callers}) AS k LEFT JOIN ({called}) AS c "
-        f"ON c.trace_id = k.trace_id AND c.parent_id = k.span_id AND c.tenant = k.tenant "
-        f"WHERE NOT arrayExists(s -> s != k.service, c.services)) "
+        f"SELECT tenant, minute, caller, edge.1 AS callee, edge.2 AS callee_kind, edge.3 AS operation, count(), "
+        f"countIf(edge.4), quantileBFloat16State({sketch_duration('edge.5')}), {_VERSION} FROM ("
+        f"SELECT p.tenant AS tenant, p.minute AS minute, p.service AS caller, {edges} AS found "
+        f"FROM ({parents}) AS p LEFT JOIN ({children}) AS c "
+        f"ON c.trace_id = p.trace_id AND c.parent_id = p.span_id AND c.tenant = p.tenant) "
+        f"ARRAY JOIN found AS edge "
         f"GROUP BY tenant, minute, caller, callee, callee_kind, operation "
         f"SETTINGS join_use_nulls = 0"
     )
