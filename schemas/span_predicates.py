@@ -5,6 +5,9 @@ from core.tenancy import TENANT_ATTRIBUTE
 
 # Where a span, log or metric row keeps its tenant: the resource attribute the gateway stamps.
 TENANT_OF_RESOURCE = f"ResourceAttributes['{TENANT_ATTRIBUTE}']"
+# The same, kept by otel_traces in a column of its own since migration 0014 (computed from the
+# resource as rows are inserted): what reads many spans reads this, not the whole map.
+SPAN_TENANT = "Tenant"
 ERROR_STATUS = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
 # A request is a span that enters a service: a root, or a server or consumer span.
 ENTRY_SPAN = ("(ParentSpanId = '' OR SpanKind IN "
