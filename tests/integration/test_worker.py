@@ -245,6 +245,24 @@ async def test_the_enriched_topic_carries_the_stored_rows_as_arrow(
     assert set(table.column("CorrelationId").to_pylist()) == {"req-42"}
 
 
+async def test_enriched_records_keep_the_order_of_their_batches(
+        settings: Settings, kafka_bootstrap: str, warehouse: Warehouse, unique: str, produce: Any) -> None:
+    """A batch is published while the next is inserted; publishes still go out in the order
+    the batches were read, so a partition's enriched records follow its raw records."""
+    one_per_batch = settings.model_copy(update={"sink": settings.sink.model_copy(update={"batch_max_records": 1})})
+    span_ids = [f"{n:016x}" for n in range(1, 13)]
+    for span_id in span_ids:  # one partition: every record under one key
+        await produce(settings.topics.spans, traces_request("edge", [span(TRACE, span_id)]), TRACE)
+    worker = build_worker(one_per_batch, kafka_bootstrap, warehouse, app_id=unique)
+    await worker.start()
+    try:
+        records = await read_records(kafka_bootstrap, settings.topics.enriched_spans, len(span_ids))
+    finally:
+        await worker.stop()
+    tables = [pa.ipc.open_stream(value).read_all() for value, _ in records]
+    assert [sid for table in tables for sid in table.column("SpanId").to_pylist()] == span_ids
+
+
 async def read_records(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
     """The first ``count`` records of ``topic``: (value, headers); TimeoutError after 60 s."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
