@@ -63,6 +63,32 @@ def test_the_schema_applies_twice_without_change(chdb_dir: Path, unique: str) ->
         wh.execute(f"DROP DATABASE IF EXISTS {unique} SYNC")
 
 
+@pytest.mark.parametrize("ttl", [{}, {"traces_ttl_days": 7, "logs_ttl_days": 3}])
+def test_a_test_database_copied_from_the_template_is_a_migrated_one(chdb_dir: Path, unique: str,
+                                                                     ttl: dict[str, int]) -> None:
+    """The `warehouse` fixture's copy (tests/support/warehouses.py) holds what migrate() leaves."""
+
+    def schema(wh: Warehouse) -> list[dict[str, object]]:
+        rows = wh.query("SELECT name, engine_full, create_table_query FROM system.tables "
+                        "WHERE database = {d:String} ORDER BY name", {"d": wh.database})
+        columns = wh.query("SELECT table, name, type, default_expression, compression_codec FROM system.columns "
+                           "WHERE database = {d:String} ORDER BY table, position", {"d": wh.database})
+        versions = wh.query(f"SELECT Version, Name FROM {wh.database}.ollystack_schema_migrations ORDER BY Version")
+        return [{k: str(v).replace(f"{wh.database}.", "db.") for k, v in r.items()} for r in rows + columns + versions]
+
+    settings = ClickHouseSettings(database=f"{unique}_real", **ttl)
+    real = open_warehouse(settings, chdb_dir)
+    try:
+        migrate(real, settings)
+        copied_settings = ClickHouseSettings(database=unique, **ttl)
+        with migrated_warehouse(copied_settings, chdb_dir) as copied:
+            assert schema(copied) == schema(real)
+            assert migrate(copied, copied_settings) == []  # nor does the retention check alter a TTL
+            assert schema(copied) == schema(real)
+    finally:
+        real.execute(f"DROP DATABASE IF EXISTS {settings.database} SYNC")
+
+
 def test_traces_table_has_the_collector_columns_and_types(warehouse: Warehouse) -> None:
     cols = {r["name"]: r["type"] for r in warehouse.query(
         "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = 'otel_traces'",
