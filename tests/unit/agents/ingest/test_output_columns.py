@@ -87,7 +87,7 @@ def insertable_columns() -> dict[str, list[str]]:
             columns = tables[match.group(1)]
             for item in _split_top_level(match.group(2)):
                 added = _ADD.match(item)
-                if added is None:
+                if added is None or " MATERIALIZED " in f" {item} ":
                     continue
                 name, first, after = added.groups()
                 columns.insert(0 if first else columns.index(after) + 1 if after else len(columns), name)
