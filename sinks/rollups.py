@@ -288,7 +288,8 @@ def refresh_rollups(warehouse: Warehouse, *, margin_s: float = DEFAULT_MARGIN_S,
         waiting = [p for p in pending_minutes(warehouse) if p.minute_s not in done]
         ready = [p for p in waiting if not p.covered_ms or p.covered_ms <= recent_ms]
         take = [p.minute_s for p in ready[:max_minutes]]
-        left = [p for p in waiting if p.minute_s not in take]
+        taken = set(take)
+        left = [p for p in waiting if p.minute_s not in taken]
         if take:
             recompute_minutes(warehouse, take, now_ms)
             warehouse.execute(_covered_sql(warehouse.database), {

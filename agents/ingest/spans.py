@@ -60,6 +60,9 @@ _FLAT_COLUMNS = (
 )
 
 _RESOURCES = "record UInt64, num UInt32, ResourceAttributes Map(String, String), ServiceName String"
+# A record's resources, each with its number in the record: the flat table's spans and the
+# resources' Join table are numbered by this one clause, so a span finds its own resource.
+_RESOURCE_ROWS = "ARRAY JOIN resource_spans AS rs, arrayEnumerate(resource_spans) AS res_num"
 
 
 class SpanPlan:
@@ -96,8 +99,7 @@ class SpanPlan:
             "sipHash64(arrayMap(kv -> kv.key, sp.attributes)), "
             f"{clue_sql('rs.resource.attributes', 'sp.attributes', self.keys)} AS clue, sipHash64(clue), "
             f"{complex_keys}, {refusal} "
-            f"FROM {nested} ARRAY JOIN resource_spans AS rs, arrayEnumerate(resource_spans) AS res_num "
-            "ARRAY JOIN rs.scope_spans AS ss ARRAY JOIN ss.spans AS sp"
+            f"FROM {nested} {_RESOURCE_ROWS} ARRAY JOIN rs.scope_spans AS ss ARRAY JOIN ss.spans AS sp"
         )
 
     def flags(self, flat: str) -> None:
@@ -143,9 +145,8 @@ class SpanPlan:
         SELECT on 512-span records, and copying the attributes to every flat row more)."""
         attrs, cx = "rs.resource.attributes", batch.complex_table
         found = await batch.query(
-            f"SELECT {RECORD_COLUMN} AS record, num, {attribute_map(attrs, cx)} AS ResourceAttributes, "
-            f"{attribute_text(attrs, 'service.name', cx)} AS ServiceName FROM {batch.nested} "
-            "ARRAY JOIN resource_spans AS rs, arrayEnumerate(resource_spans) AS num")
+            f"SELECT {RECORD_COLUMN} AS record, res_num AS num, {attribute_map(attrs, cx)} AS ResourceAttributes, "
+            f"{attribute_text(attrs, 'service.name', cx)} AS ServiceName FROM {batch.nested} {_RESOURCE_ROWS}")
         return await batch.lookup("resources", _RESOURCES, "record, num", found)
 
     async def _statements(self, batch: BatchContext) -> str:
