@@ -1,5 +1,6 @@
-"""The worker role: the Faust app with every stream stage, and the rollup refresh, started
-inside the running loop."""
+"""The worker role: the ingest stage on its raw-topic consumer groups, the Faust app with the
+score stage (and the producer both publish with), and the rollup refresh, started inside the
+running loop."""
 from __future__ import annotations
 
 import gc
@@ -9,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from agents.ingest import agent as ingest
 from agents.ingest.config import IngestConfig
+from agents.ingest.source import raw_sources
 from agents.metrics import WorkerMetrics
 from agents.score import agent as score
 from agents.score.config import ScoreConfig
@@ -24,7 +26,7 @@ Stage = ingest.IngestStage | score.ScoreStage
 
 
 class Worker:
-    """A Faust app with the ingest and (when score.enabled) score stages on it, and the
+    """The ingest stage, a Faust app with (when score.enabled) the score stage on it, and the
     periodic refresh of the per-minute rollups the API reads."""
 
     def __init__(self, settings: Settings, app: faust.App, stages: list[Stage], metrics: WorkerMetrics,
@@ -38,14 +40,25 @@ class Worker:
         """The score stage, when this worker runs one."""
         return next((s for s in self.stages if isinstance(s, score.ScoreStage)), None)
 
+    @property
+    def ingest(self) -> ingest.IngestStage:
+        return next(s for s in self.stages if isinstance(s, ingest.IngestStage))
+
     def healthy(self) -> bool:
-        """The app runs and was not asked to stop (a crashed agent stops it)."""
-        return bool(self.app.started and not self.app.should_stop)
+        """The app runs and was not asked to stop (a crashed agent stops it), and no ingest
+        loop ended."""
+        return bool(self.app.started and not self.app.should_stop and self.ingest.crashed is None)
 
     async def start(self) -> None:
-        """Start consuming; returns once the app has joined its consumer group."""
+        """Start consuming; returns once the app and every ingest source have joined their
+        consumer groups."""
         (self.settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
         await self.app.start()
+        try:
+            await self.ingest.start()
+        except BaseException:
+            await self.app.stop()
+            raise
         # Everything allocated so far lives as long as the process: keep the cyclic
         # collector from walking it again on every pass (the hot path builds few objects
         # now, but Faust and aiokafka still make garbage per record).
@@ -53,9 +66,10 @@ class Worker:
         self.rollups.start()
 
     async def stop(self) -> None:
-        """Stop the rollup refresh (after its pass in progress) and the agents; Faust commits
-        the offsets of acknowledged records on the way out."""
+        """Stop the rollup refresh (after its pass in progress), the ingest loops and the
+        agents; the offsets of acknowledged records are committed on the way out."""
         await self.rollups.stop()
+        await self.ingest.stop()
         await self.app.stop()
 
 
@@ -67,11 +81,12 @@ def build_worker(settings: Settings, bootstrap: str, warehouse: Warehouse, *, ap
     score_config = ScoreConfig.from_settings(settings) if settings.score.enabled else None
     app = create_app(settings, bootstrap, app_id)
     metrics = WorkerMetrics(registry)
-    metrics.registry.register(ConsumerLagCollector(app))
+    sources = raw_sources(settings.topics, settings.kafka, bootstrap, app_id)
+    metrics.registry.register(ConsumerLagCollector(app, list(sources.values())))
     deps = StageDeps(app, settings.topics, warehouse, metrics,
                      faust_dead_letters(app, settings.topics.deadletter, metrics))
     engine = open_engine(warehouse, settings.data_dir)
-    stages: list[Stage] = [ingest.build(ingest_config, deps, engine)]
+    stages: list[Stage] = [ingest.build(ingest_config, deps, engine, sources)]
     if score_config is not None:
         stages.append(score.build(score_config, deps))
     return Worker(settings, app, stages, metrics, app_id, RollupRefresher(warehouse, settings.rollups, metrics))

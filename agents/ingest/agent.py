@@ -1,5 +1,5 @@
-"""The ingest agents: raw OTLP topics -> ClickHouse and the enriched topics, a thin Faust loop
-around batch.py.
+"""The ingest stage: raw OTLP topics -> ClickHouse and the enriched topics, a thin loop per
+signal around batch.py, reading its raw topic through a RawSource (source.py).
 
 One pass per batch: the engine decodes and reshapes the raw records, Python decides per
 trace, the rows are inserted, and the same rows are published to the enriched topic for
@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -26,6 +26,7 @@ from agents.ingest.config import IngestConfig
 from agents.ingest.logs import LogPlan
 from agents.ingest.metrics import MetricPlan
 from agents.ingest.plan import Plan
+from agents.ingest.source import RawSource
 from agents.ingest.spans import SpanPlan
 from agents.ingest.state import TraceStates
 from agents.ingest.writer import BatchWriter, Origin
@@ -52,29 +53,23 @@ def build_plans(config: IngestConfig, limiter: CardinalityLimiter) -> dict[Signa
 class AckAfterDelivery:
     """Acknowledge source records only when what they produced is on the broker.
 
-    Deliveries complete out of order; Faust commits up to the lowest unacknowledged
+    Deliveries complete out of order; the source commits up to the lowest unacknowledged
     offset, so a record whose output was not delivered is read again after a restart.
     A failed delivery is kept and raised on the next call to ``check``."""
 
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
+    def __init__(self, source: RawSource) -> None:
+        self._source = source
         self._error: BaseException | None = None
 
-    def track(self, deliveries: list[asyncio.Future[Any]], events: Sequence[Any]) -> None:
-        """Acknowledge ``events`` once every one of ``deliveries`` succeeded."""
+    def track(self, deliveries: list[asyncio.Future[Any]], records: Sequence[Any]) -> None:
+        """Acknowledge ``records`` once every one of ``deliveries`` succeeded."""
         def done(fut: asyncio.Future[Any]) -> None:
             if fut.cancelled() or fut.exception() is not None:
                 self._error = fut.exception() or asyncio.CancelledError()
                 return
-            # One task acknowledges the whole batch (Stream.ack awaits nothing): a task per
-            # record cost a tenth of the event loop's time on 8-span records.
-            asyncio.ensure_future(self._ack(events))
+            self._source.ack(records)
 
         asyncio.gather(*deliveries).add_done_callback(done)
-
-    async def _ack(self, events: Sequence[Any]) -> None:
-        for event in events:
-            await self._stream.ack(event)
 
     def check(self) -> None:
         if self._error is not None:
@@ -83,33 +78,66 @@ class AckAfterDelivery:
 
 
 class IngestStage:
-    """The three ingest agents, the trace states they share, and the engine they decode with."""
+    """The three ingest loops, the trace states they share, and the engine they decode with."""
 
-    def __init__(self, config: IngestConfig, deps: StageDeps, engine: Engine) -> None:
-        self.config, self.deps = config, deps
+    def __init__(self, config: IngestConfig, deps: StageDeps, engine: Engine,
+                 sources: Mapping[Signal, RawSource]) -> None:
+        self.config, self.deps, self.sources = config, deps, sources
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.crashed: BaseException | None = None  # what ended a loop, if one ended
         # Trace -> correlation state: a bounded cache in front of the trace links stored in
         # ClickHouse (see TraceStates for why not a Faust table).
         self.traces = TraceStates(decoding_reader(deps.warehouse), config.enrich.trace_cache_traces)
         e = config.enrich
         limiter = CardinalityLimiter(e.cardinality_max_values, e.cardinality_window_s, e.cardinality_max_keys)
-        self.ingestor = Ingestor(engine, config, self.traces, build_plans(config, limiter),
-                                 lambda: deps.app.should_stop)
-        self.writer = BatchWriter(deps.warehouse, config, deps.metrics, lambda: deps.app.should_stop)
+        self.ingestor = Ingestor(engine, config, self.traces, build_plans(config, limiter), self._should_stop)
+        self.writer = BatchWriter(deps.warehouse, config, deps.metrics, self._should_stop)
         topics = deps.topics
-        sources: tuple[tuple[Signal, str, str], ...] = (
-            ("traces", topics.spans, topics.enriched_spans),
-            ("logs", topics.logs, topics.enriched_logs),
-            ("metrics", topics.metrics, topics.enriched_metrics),
-        )
-        self.agent_names: list[str] = []
-        for signal, source, target in sources:
-            name = f"ingest-{signal}"
-            deps.app.agent(deps.topic(source), name=name)(self._loop(signal, deps.topic(target)))
-            self.agent_names.append(name)
+        self._targets: dict[Signal, str] = {"traces": topics.enriched_spans, "logs": topics.enriched_logs,
+                                            "metrics": topics.enriched_metrics}
+        self.agent_names = [f"ingest-{signal}" for signal in sources]
 
-    async def _set_aside(self, events: Sequence[Any], kind: Kind, reason: str) -> None:
-        for event in events:
-            await self.deps.deadletters.write(SourceRecord.of(event.message), "ingest", kind, reason)
+    def _should_stop(self) -> bool:
+        return self._stopping or bool(self.deps.app.should_stop)
+
+    async def start(self) -> None:
+        """Join every source's consumer group, then run a loop per signal. Raises
+        BrokerUnavailableError when a group cannot be joined."""
+        started: list[RawSource] = []
+        try:
+            for source in self.sources.values():
+                await source.start()
+                started.append(source)
+        except BaseException:
+            for source in started:
+                await source.stop()
+            raise
+        for signal, source in self.sources.items():
+            task = asyncio.ensure_future(self._loop(signal, source, self.deps.topic(self._targets[signal])))
+            task.add_done_callback(self._ended)
+            self._tasks.append(task)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and self.crashed is None:
+            self.crashed = task.exception()
+            log.error("an ingest loop stopped", exc_info=self.crashed)
+
+    async def stop(self) -> None:
+        """End the loops (what they had not stored is read again later), commit what was
+        acknowledged and leave the groups."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for source in self.sources.values():
+            await source.stop()
+
+    async def _set_aside(self, records: Sequence[Any], kind: Kind, reason: str) -> None:
+        for record in records:
+            await self.deps.deadletters.write(SourceRecord.of(record), "ingest", kind, reason)
 
     async def _ingest(self, signal: Signal, events: Sequence[Any]) -> Ingested | None:
         """The batch's rows; None when the engine failed on it and every record was tried
@@ -118,7 +146,7 @@ class IngestStage:
         values = [event.value for event in events]
         try:
             return await retry_warehouse(lambda: self.ingestor.ingest(signal, values), "ingest",
-                                         self.config.insert_retry, lambda: self.deps.app.should_stop)
+                                         self.config.insert_retry, self._should_stop)
         except WarehouseError as exc:
             if exc.retriable or len(events) == 1:
                 raise
@@ -130,7 +158,7 @@ class IngestStage:
             log.exception("batch failed; ingesting its records one by one", extra=_where(events[0]))
         return None
 
-    async def _batch(self, signal: Signal, stream: Any, events: Sequence[Any], acks: AckAfterDelivery,
+    async def _batch(self, signal: Signal, source: RawSource, events: Sequence[Any], acks: AckAfterDelivery,
                      target: Any, before: Callable[[], Awaitable[None]]) -> Store | None:
         """Decode and decide ``events``; return what stores them (their rows, dead letters,
         enriched records), to be run once the batch before is inserted, or None when they
@@ -146,21 +174,20 @@ class IngestStage:
                 raise
             await before()
             await self._set_aside(events, "failed", f"ingest failed: {exc}")  # one record, failing alone
-            for event in events:
-                await stream.ack(event)
+            source.ack(events)
             return None
         if ingested is None:
             await before()
             for event in events:
-                store = await self._batch(signal, stream, [event], acks, target, _nothing)
+                store = await self._batch(signal, source, [event], acks, target, _nothing)
                 if store is not None:
                     await store(None, asyncio.Event())
             return None
         self.deps.metrics.decode_seconds.labels(signal).observe(time.perf_counter() - started)
         self.traces.remember(ingested.updates)
-        return functools.partial(self._store, signal, stream, events, acks, target, ingested)
+        return functools.partial(self._store, signal, events, acks, target, ingested)
 
-    async def _store(self, signal: Signal, stream: Any, events: Sequence[Any], acks: AckAfterDelivery,
+    async def _store(self, signal: Signal, events: Sequence[Any], acks: AckAfterDelivery,
                      target: Any, ingested: Ingested, before: Awaitable[None] | None, inserted: asyncio.Event) -> None:
         """Insert the batch's rows, set ``inserted``, then publish them once ``before`` (the
         store of the batch before) is done: the next batch's insert runs while this one is
@@ -168,17 +195,17 @@ class IngestStage:
         metrics = self.deps.metrics
         for index, (kind, reason) in sorted(ingested.refused.items()):
             await self._set_aside([events[index]], kind, reason)
-        written = await self.writer.write(ingested, [Origin(e.message.topic, e.message.partition, e.message.offset)
+        written = await self.writer.write(ingested, [Origin(e.topic, e.partition, e.offset)
                                                     for e in events],
                                          lambda index, kind, reason: self._set_aside([events[index]], kind, reason))
         metrics.records.labels(signal).inc(len(events))
-        metrics.stage_in.labels("ingest", events[0].message.topic).inc(len(events))
+        metrics.stage_in.labels("ingest", events[0].topic).inc(len(events))
         metrics.count_enrich(signal, ingested.counts)
         inserted.set()
         if before is not None:
             await before
         started = time.perf_counter()
-        deliveries = await self._publish(signal, [e.message.partition for e in events], target, ingested,
+        deliveries = await self._publish(signal, [e.partition for e in events], target, ingested,
                                          written.stored)
         metrics.publish_seconds.labels(signal).observe(time.perf_counter() - started)
         acks.track(deliveries, events)
@@ -205,67 +232,62 @@ class IngestStage:
                 self.deps.metrics.stage_out.labels("ingest", target.get_topic_name()).inc(len(encoded.values))
         return deliveries
 
-    def _loop(self, signal: Signal, target: Any) -> Callable[[Any], Any]:
-        stage = self
+    async def _loop(self, signal: Signal, source: RawSource, target: Any) -> None:
+        acks = AckAfterDelivery(source)
+        sink = self.config.sink
+        # One batch is stored while the next is decoded: the engine and the event loop
+        # each sat idle while the other worked (engine busy 62 % of the time, Python 43 %).
+        # Inserts run one at a time, in batch order, and so do publishes; a batch is
+        # published while the next one is inserted (the store had been the slower lane,
+        # and its publishing a fifth of it).
+        storing: asyncio.Task[None] | None = None
+        flying: set[asyncio.Task[None]] = set()  # the stores begun and not done: at most two
+        inserted = asyncio.Event()
 
-        async def ingest(stream: Any) -> None:
-            acks = AckAfterDelivery(stream)
-            sink = stage.config.sink
-            # One batch is stored while the next is decoded: the engine and the event loop
-            # each sat idle while the other worked (engine busy 62 % of the time, Python 43 %).
-            # Inserts run one at a time, in batch order, and so do publishes; a batch is
-            # published while the next one is inserted (the store had been the slower lane,
-            # and its publishing a fifth of it).
-            storing: asyncio.Task[None] | None = None
-            flying: set[asyncio.Task[None]] = set()  # the stores begun and not done: at most two
-            inserted = asyncio.Event()
+        async def finish() -> None:
+            nonlocal storing
+            if storing is not None:
+                done, storing = storing, None
+                await done
 
-            async def finish() -> None:
-                nonlocal storing
-                if storing is not None:
-                    done, storing = storing, None
-                    await done
-
-            async def insert_done() -> None:
-                # The store before has inserted its rows, or failed (then its error is raised).
-                if storing is None:
-                    return
-                waiting = asyncio.ensure_future(inserted.wait())
-                try:
-                    await asyncio.wait({waiting, storing}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waiting.cancel()
-                if storing.done():
-                    await finish()
-
+        async def insert_done() -> None:
+            # The store before has inserted its rows, or failed (then its error is raised).
+            if storing is None:
+                return
+            waiting = asyncio.ensure_future(inserted.wait())
             try:
-                async for events in stream.noack_take(sink.batch_max_records, within=sink.batch_max_age_s):
-                    acks.check()
-                    # Every partition of a take in one batch: the engine's cost per batch is
-                    # a dozen calls whatever its size, and a batch per partition paid it six
-                    # times over (8-span records ran at a third of the speed). Records stay in
-                    # offset order within each partition.
-                    ordered = [event for group in by_partition(events).values() for event in group]
-                    for run in by_bytes(ordered, sink.batch_max_bytes):
-                        store = await stage._batch(signal, stream, run, acks, target, finish)
-                        await insert_done()
-                        if store is not None:
-                            inserted = asyncio.Event()
-                            storing = asyncio.ensure_future(store(storing, inserted))
-                            flying.add(storing)
-                            storing.add_done_callback(flying.discard)
-                    if storing is not None and storing.done():
-                        await finish()
+                await asyncio.wait({waiting, storing}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                # Unfinished, nothing of them is acknowledged: read again after a restart.
-                for task in list(flying):
-                    task.cancel()
-                for task in list(flying):
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                waiting.cancel()
+            if storing.done():
+                await finish()
 
-        ingest.__name__ = f"ingest_{signal}"
-        return ingest
+        try:
+            while True:
+                events = await source.take(sink.batch_max_records, sink.batch_max_age_s)
+                acks.check()
+                # Every partition of a take in one batch: the engine's cost per batch is
+                # a dozen calls whatever its size, and a batch per partition paid it six
+                # times over (8-span records ran at a third of the speed). Records stay in
+                # offset order within each partition.
+                ordered = [event for group in by_partition(events).values() for event in group]
+                for run in by_bytes(ordered, sink.batch_max_bytes):
+                    store = await self._batch(signal, source, run, acks, target, finish)
+                    await insert_done()
+                    if store is not None:
+                        inserted = asyncio.Event()
+                        storing = asyncio.ensure_future(store(storing, inserted))
+                        flying.add(storing)
+                        storing.add_done_callback(flying.discard)
+                if storing is not None and storing.done():
+                    await finish()
+        finally:
+            # Unfinished, nothing of them is acknowledged: read again after a restart.
+            for task in list(flying):
+                task.cancel()
+            for task in list(flying):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 async def _nothing() -> None:
@@ -284,13 +306,11 @@ def _in(table: Any, records: set[int]) -> Any:
     return pc.is_in(table.column(RECORD), value_set=pa.array(sorted(records), pa.uint64()))
 
 
-def _where(event: Any) -> dict[str, Any]:
-    message = event.message
-    return {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+def _where(record: Any) -> dict[str, Any]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
-def build(config: IngestConfig, deps: StageDeps, engine: Engine) -> IngestStage:
-    """The ingest stage on ``deps.app``; its config is checked before any record flows.
-
-    Raises ConfigError naming the field that cannot work."""
-    return IngestStage(config.check(), deps, engine)
+def build(config: IngestConfig, deps: StageDeps, engine: Engine, sources: Mapping[Signal, RawSource]) -> IngestStage:
+    """The ingest stage reading ``sources`` and publishing with ``deps.app``; its config is
+    checked before any record flows. Raises ConfigError naming the field that cannot work."""
+    return IngestStage(config.check(), deps, engine, sources)

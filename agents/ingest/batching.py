@@ -12,43 +12,38 @@ import pyarrow as pa
 RECORD = "_record"  # the column of an ingested table naming each row's record in its batch
 
 
-class _Message(Protocol):
+class _Record(Protocol):
     @property
     def topic(self) -> str: ...
     @property
     def partition(self) -> int: ...
-
-
-class _Event(Protocol):
-    @property
-    def message(self) -> _Message: ...
     @property
     def value(self) -> bytes | None: ...
 
 
-E = TypeVar("E", bound=_Event)
+R = TypeVar("R", bound=_Record)
 
 
-def by_partition(events: Iterable[E]) -> dict[tuple[str, int], list[E]]:
-    """Events (a Faust event, or anything with ``.message.topic``, ``.message.partition``
-    and ``.value``) per (topic, partition), each list in the order read."""
-    groups: dict[tuple[str, int], list[E]] = {}
-    for event in events:
-        groups.setdefault((event.message.topic, event.message.partition), []).append(event)
+def by_partition(records: Iterable[R]) -> dict[tuple[str, int], list[R]]:
+    """Records (a Kafka consumer record, or anything with ``.topic``, ``.partition`` and
+    ``.value``) per (topic, partition), each list in the order read."""
+    groups: dict[tuple[str, int], list[R]] = {}
+    for record in records:
+        groups.setdefault((record.topic, record.partition), []).append(record)
     return groups
 
 
-def by_bytes(events: Sequence[E], max_bytes: int) -> list[list[E]]:
-    """``events`` cut into runs of consecutive events of at most ``max_bytes`` of values."""
-    runs: list[list[E]] = []
-    current: list[E] = []
+def by_bytes(records: Sequence[R], max_bytes: int) -> list[list[R]]:
+    """``records`` cut into runs of consecutive records of at most ``max_bytes`` of values."""
+    runs: list[list[R]] = []
+    current: list[R] = []
     size = 0
-    for event in events:
-        length = len(event.value or b"")
+    for record in records:
+        length = len(record.value or b"")
         if current and size + length > max_bytes:
             runs.append(current)
             current, size = [], 0
-        current.append(event)
+        current.append(record)
         size += length
     if current:
         runs.append(current)

@@ -317,7 +317,8 @@ async def test_a_restart_on_a_committed_poison_moves_the_partition_within_30s(
     finally:
         await producer.stop()
     where = TopicPartition(settings.topics.spans, sent[1].partition)
-    # The ingest agents' consumer group (the app id) committed up to the poison.
+    # The app's own group (where Faust agents read the raw topics before the ingest groups)
+    # committed up to the poison: the ingest group, new, starts there.
     committer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=unique, enable_auto_commit=False)
     await committer.start()
     try:

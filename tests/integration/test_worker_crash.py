@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import TopicPartition
 
+from agents.ingest.source import ingest_group
 from pipeline.topics import ensure_topics, topic_specs
 from tests.support.builders import settings_for, span, traces_request
 
@@ -114,7 +115,7 @@ async def test_kill_9_mid_stream_then_restart_stores_every_span_once(
         worker = start_worker(env, tmp_path / 'worker.log')
         end = time.monotonic() + 180
         while time.monotonic() < end:
-            raw = await committed(kafka_bootstrap, "ollystack", settings.topics.spans)
+            raw = await committed(kafka_bootstrap, ingest_group("ollystack", "traces"), settings.topics.spans)
             if raw == REQUESTS:
                 break
         assert raw == REQUESTS, f"raw offsets committed: {raw}; log: {(tmp_path / 'worker.log').read_text()[-3000:]}"

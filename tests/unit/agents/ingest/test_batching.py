@@ -10,19 +10,14 @@ from agents.ingest.batching import RECORD, by_bytes, by_partition, record_ranges
 
 
 @dataclass(frozen=True)
-class Message:
+class Record:
     topic: str
     partition: int
-
-
-@dataclass(frozen=True)
-class Event:
-    message: Message
     value: bytes | None
 
 
-def events(*sizes: int, partition: int = 0) -> list[Event]:
-    return [Event(Message("t", partition), b"x" * size) for size in sizes]
+def events(*sizes: int, partition: int = 0) -> list[Record]:
+    return [Record("t", partition, b"x" * size) for size in sizes]
 
 
 def test_events_are_grouped_per_partition_in_the_order_read() -> None:
