@@ -264,7 +264,7 @@ class IngestStage:
 
         try:
             while True:
-                events = await source.take(sink.batch_max_records, sink.batch_max_age_s)
+                events = await source.take(sink.batch_max_records, sink.batch_max_age_s, sink.batch_max_bytes)
                 acks.check()
                 # Every partition of a take in one batch: the engine's cost per batch is
                 # a dozen calls whatever its size, and a batch per partition paid it six

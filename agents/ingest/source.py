@@ -92,6 +92,7 @@ class RawSource(ConsumerRebalanceListener):  # type: ignore[misc]
             # rebalance does not wait a minute for stragglers.
             session_timeout_ms=10_000, heartbeat_interval_ms=1_000, rebalance_timeout_ms=60_000)
         self._offsets: dict[TopicPartition, _Offsets] = {}
+        self._held: list[Any] = []  # fetched, not yet taken (past a take's byte budget)
         self._revoking: asyncio.Event | None = None  # set once nothing taken is in progress
         self._assigned = asyncio.Event()
         self._stopping = False
@@ -113,28 +114,36 @@ class RawSource(ConsumerRebalanceListener):  # type: ignore[misc]
             raise BrokerUnavailableError(f"no assignment in consumer group {self.group} within "
                                          f"{assigned_within_s:g} s") from None
 
-    async def take(self, max_records: int, within_s: float) -> list[Any]:
+    async def take(self, max_records: int, within_s: float, max_bytes: int | None = None) -> list[Any]:
         """The next records of this member's partitions (each partition's in offset order):
-        at most ``max_records``, returned once that many are in or ``within_s`` after the
-        first arrived. Waits for the first as long as it takes, committing meanwhile."""
+        at most ``max_records`` and, past the first, ``max_bytes`` of values; returned once
+        either is reached or ``within_s`` after the first arrived. Waits for the first as
+        long as it takes, committing meanwhile.
+
+        Records fetched past ``max_bytes`` are held for the next take: with a backlog of
+        large records a take fills at once, and waiting out ``within_s`` (or cutting off a
+        small remainder batch) left the decoding lane idle."""
         loop = asyncio.get_running_loop()
-        records: list[Any] = []
-        deadline: float | None = None
-        while len(records) < max_records:
+        records, self._held = self._held, []
+        size = sum(len(record.value or b"") for record in records)
+        deadline = loop.time() + within_s if records else None
+        while len(records) < max_records and (max_bytes is None or size < max_bytes):
             wait = _POLL_S if deadline is None else max(0.0, deadline - loop.time())
             fetched = await self._consumer.getmany(timeout_ms=int(wait * 1000), max_records=max_records - len(records))
             for tp, batch in fetched.items():
-                offsets = self._offsets.get(tp)
-                if offsets is None:  # fetched just before its partition was revoked
-                    continue
-                offsets.taken.extend(record.offset for record in batch)
-                records.extend(batch)
+                if tp in self._offsets:  # else fetched just before its partition was revoked
+                    records.extend(batch)
+                    size += sum(len(record.value or b"") for record in batch)
             if records and deadline is None:
                 deadline = loop.time() + within_s
             if deadline is not None and loop.time() >= deadline:
                 break
             if not records:
                 await self.commit(due_only=True)
+        if max_bytes is not None and size > max_bytes:
+            records, self._held = _cut(records, max_bytes)
+        for record in records:
+            self._offsets[TopicPartition(record.topic, record.partition)].taken.append(record.offset)
         await self.commit(due_only=True)
         return records
 
@@ -205,6 +214,8 @@ class RawSource(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.commit()
         for tp in revoked:
             self._offsets.pop(tp, None)
+        # Held records were never handed out: whoever owns their partitions next reads them.
+        self._held = [r for r in self._held if TopicPartition(r.topic, r.partition) in self._offsets]
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         """After a rebalance: start each new partition at the group's offset, else the
@@ -233,3 +244,13 @@ class RawSource(ConsumerRebalanceListener):  # type: ignore[misc]
             await admin.close()
         return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
 
+
+def _cut(records: list[Any], max_bytes: int) -> tuple[list[Any], list[Any]]:
+    """``records`` split where their values pass ``max_bytes`` (the first always kept). A
+    prefix keeps each partition's records in offset order, and so does the rest."""
+    size = 0
+    for index, record in enumerate(records):
+        size += len(record.value or b"")
+        if size > max_bytes and index > 0:
+            return records[:index], records[index:]
+    return records, []

@@ -122,3 +122,21 @@ async def _first_records(a: RawSource, b: RawSource, count: int) -> list[bytes]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return taken
+
+
+async def test_a_take_stops_at_its_byte_budget_and_the_next_goes_on_from_there(kafka_bootstrap: str, topic: str,
+                                                                               unique: str) -> None:
+    source = RawSource(topic, f"{unique}-g", kafka_bootstrap, KafkaSettings())
+    await source.start()
+    try:
+        takes: list[list[bytes]] = []
+        while sum(map(len, takes)) < 2 * PER_PARTITION:
+            taken = [r.value for r in await source.take(100, 0.5, max_bytes=10) if r.value is not None]
+            assert sum(map(len, taken)) <= 10 or len(taken) == 1, taken
+            takes.append(taken)
+        values = [v for taken in takes for v in taken]
+        for partition in (0, 1):
+            assert [v for v in values if v.startswith(b"%d:" % partition)] == \
+                [f"{partition}:{n}".encode() for n in range(PER_PARTITION)]
+    finally:
+        await source.stop()
