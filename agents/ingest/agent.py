@@ -104,15 +104,15 @@ class IngestStage:
     async def start(self) -> None:
         """Join every source's consumer group, then run a loop per signal. Raises
         BrokerUnavailableError when a group cannot be joined."""
-        started: list[RawSource] = []
-        try:
-            for source in self.sources.values():
-                await source.start()
-                started.append(source)
-        except BaseException:
-            for source in started:
-                await source.stop()
-            raise
+        # Side by side: a broker delays a new group's first rebalance (3 s by default).
+        sources = list(self.sources.values())
+        results = await asyncio.gather(*(source.start() for source in sources), return_exceptions=True)
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            for source, result in zip(sources, results, strict=True):
+                if not isinstance(result, BaseException):
+                    await source.stop()
+            raise failures[0]
         for signal, source in self.sources.items():
             task = asyncio.ensure_future(self._loop(signal, source, self.deps.topic(self._targets[signal])))
             task.add_done_callback(self._ended)
