@@ -262,9 +262,17 @@ class IngestStage:
             if storing.done():
                 await finish()
 
+        def take() -> asyncio.Future[list[Any]]:
+            return asyncio.ensure_future(source.take(sink.batch_max_records, sink.batch_max_age_s,
+                                                     sink.batch_max_bytes))
+
+        taking = take()
         try:
             while True:
-                events = await source.take(sink.batch_max_records, sink.batch_max_age_s, sink.batch_max_bytes)
+                events = await taking
+                # The next take fills while this one is decoded: its wait for more records
+                # (up to batch_max_age_s) had added to every batch's latency.
+                taking = take()
                 acks.check()
                 # Every partition of a take in one batch: the engine's cost per batch is
                 # a dozen calls whatever its size, and a batch per partition paid it six
@@ -282,6 +290,9 @@ class IngestStage:
                 if storing is not None and storing.done():
                     await finish()
         finally:
+            taking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await taking
             # Unfinished, nothing of them is acknowledged: read again after a restart.
             for task in list(flying):
                 task.cancel()

@@ -129,7 +129,12 @@ class RawSource(ConsumerRebalanceListener):  # type: ignore[misc]
         deadline = loop.time() + within_s if records else None
         while len(records) < max_records and (max_bytes is None or size < max_bytes):
             wait = _POLL_S if deadline is None else max(0.0, deadline - loop.time())
-            fetched = await self._consumer.getmany(timeout_ms=int(wait * 1000), max_records=max_records - len(records))
+            try:
+                fetched = await self._consumer.getmany(timeout_ms=int(wait * 1000),
+                                                       max_records=max_records - len(records))
+            except asyncio.CancelledError:
+                self._held = records + self._held  # handed to no one: the next take starts with them
+                raise
             for tp, batch in fetched.items():
                 if tp in self._offsets:  # else fetched just before its partition was revoked
                     records.extend(batch)
