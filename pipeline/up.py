@@ -80,10 +80,8 @@ async def _start_readers(settings: Settings, roles: Iterable[str], bootstrap: st
         worker = build_worker(settings, bootstrap, warehouse)
         await worker.start()
         stack.push_async_callback(worker.stop)
-        groups = ", ".join(source.group for source in worker.ingest.sources.values())
-        agents = [name for stage in worker.stages if stage is not worker.ingest for name in stage.agent_names]
-        endpoints.append(("Worker", f"ingest groups {groups}; Faust app {worker.app_id}, agents: "
-                                    f"{', '.join(agents) or 'none'}; "
+        endpoints.append(("Worker", f"ingest groups {', '.join(worker.ingest.groups)}; Faust app {worker.app_id}, "
+                                    f"agents: {', '.join(worker.agent_names) or 'none'}; "
                                     f"rollups refreshed every {settings.rollups.interval_s:g} s"))
         from pipeline.worker_endpoint import worker_endpoint
 

@@ -33,7 +33,9 @@ class Worker:
                  app_id: str, rollups: RollupRefresher) -> None:
         self.settings, self.app, self.stages, self.metrics, self.app_id = settings, app, stages, metrics, app_id
         self.rollups = rollups
-        self.agent_names = [name for stage in stages for name in stage.agent_names]
+        # The Faust agents (the ingest stage reads through consumer groups of its own).
+        self.agent_names = [name for stage in stages if isinstance(stage, score.ScoreStage)
+                            for name in stage.agent_names]
 
     @property
     def score(self) -> score.ScoreStage | None:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from agents.cardinality import CardinalityLimiter
 from agents.deadletter import Kind, SourceRecord
 from agents.ingest.batch import Ingested, Ingestor
-from agents.ingest.batching import RECORD, by_bytes, by_partition, rows_of
+from agents.ingest.batching import RECORD, by_partition, rows_of
 from agents.ingest.config import IngestConfig
 from agents.ingest.logs import LogPlan
 from agents.ingest.metrics import MetricPlan
@@ -96,7 +96,7 @@ class IngestStage:
         topics = deps.topics
         self._targets: dict[Signal, str] = {"traces": topics.enriched_spans, "logs": topics.enriched_logs,
                                             "metrics": topics.enriched_metrics}
-        self.agent_names = [f"ingest-{signal}" for signal in sources]
+        self.groups = [source.group for source in sources.values()]
 
     def _should_stop(self) -> bool:
         return self._stopping or bool(self.deps.app.should_stop)
@@ -278,15 +278,15 @@ class IngestStage:
                 # a dozen calls whatever its size, and a batch per partition paid it six
                 # times over (8-span records ran at a third of the speed). Records stay in
                 # offset order within each partition.
+                # The take kept within batch_max_bytes already.
                 ordered = [event for group in by_partition(events).values() for event in group]
-                for run in by_bytes(ordered, sink.batch_max_bytes):
-                    store = await self._batch(signal, source, run, acks, target, finish)
-                    await insert_done()
-                    if store is not None:
-                        inserted = asyncio.Event()
-                        storing = asyncio.ensure_future(store(storing, inserted))
-                        flying.add(storing)
-                        storing.add_done_callback(flying.discard)
+                store = await self._batch(signal, source, ordered, acks, target, finish)
+                await insert_done()
+                if store is not None:
+                    inserted = asyncio.Event()
+                    storing = asyncio.ensure_future(store(storing, inserted))
+                    flying.add(storing)
+                    storing.add_done_callback(flying.discard)
                 if storing is not None and storing.done():
                     await finish()
         finally:

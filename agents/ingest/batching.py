@@ -1,9 +1,9 @@
-"""How the ingest stage cuts what it read into batches and inserts (pure): per partition, in
-offset order, batches of at most ``max_bytes`` of raw records, inserts of at most
-``max_rows`` rows (a record with more rows than that is an insert of its own)."""
+"""How the ingest stage orders a take and cuts it into inserts (pure): per partition, in
+offset order; inserts of at most ``max_rows`` rows (a record with more rows than that is an
+insert of its own)."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -31,23 +31,6 @@ def by_partition(records: Iterable[R]) -> dict[tuple[str, int], list[R]]:
     for record in records:
         groups.setdefault((record.topic, record.partition), []).append(record)
     return groups
-
-
-def by_bytes(records: Sequence[R], max_bytes: int) -> list[list[R]]:
-    """``records`` cut into runs of consecutive records of at most ``max_bytes`` of values."""
-    runs: list[list[R]] = []
-    current: list[R] = []
-    size = 0
-    for record in records:
-        length = len(record.value or b"")
-        if current and size + length > max_bytes:
-            runs.append(current)
-            current, size = [], 0
-        current.append(record)
-        size += length
-    if current:
-        runs.append(current)
-    return runs
 
 
 def record_ranges(tables: Mapping[str, pa.Table], records: int, max_rows: int) -> list[tuple[int, int]]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pytest
 
-from agents.ingest.batching import RECORD, by_bytes, by_partition, record_ranges, rows_of
+from agents.ingest.batching import RECORD, by_partition, record_ranges, rows_of
 
 
 @dataclass(frozen=True)
@@ -24,15 +24,6 @@ def test_events_are_grouped_per_partition_in_the_order_read() -> None:
     read = [*events(1, partition=1), *events(2), *events(3, partition=1)]
     groups = by_partition(read)
     assert [len(e.value or b"") for e in groups[("t", 1)]] == [1, 3] and list(groups) == [("t", 1), ("t", 0)]
-
-
-@pytest.mark.parametrize(("sizes", "limit", "runs"), [
-    pytest.param([10, 10, 10], 25, [[10, 10], [10]], id="cut-before-the-limit"),
-    pytest.param([50, 10], 25, [[50], [10]], id="a-record-over-the-limit-alone"),
-    pytest.param([], 25, [], id="nothing"),
-])
-def test_runs_stay_within_the_byte_limit(sizes: list[int], limit: int, runs: list[list[int]]) -> None:
-    assert [[len(e.value or b"") for e in run] for run in by_bytes(events(*sizes), limit)] == runs
 
 
 def table(records: list[int]) -> pa.Table:
