@@ -287,10 +287,12 @@ class RollupSettings(_Section):
     # still receiving spans is recomputed at most once per minute_interval_s (a recompute
     # reads all its spans, and its edges those of the minutes around it): the rollups of
     # the newest minute lag by up to that much, and each span is read about 3 times, not 18.
+    # A pass's grouping and join of the spans of its minutes spill to disk past spill_mb.
     interval_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     minute_interval_s: float = Field(default=30.0, ge=0, allow_inf_nan=False)
     max_minutes: int = Field(default=30, gt=0)
     margin_s: float = Field(default=5.0, ge=0, allow_inf_nan=False)
+    spill_mb: int = Field(default=50, gt=0, le=1_000_000)
 
 
 class LlmSettings(_Section):

@@ -31,7 +31,8 @@ class RollupRefresher:
         try:
             report = await asyncio.to_thread(refresh_rollups, self.warehouse, margin_s=self.settings.margin_s,
                                              max_minutes=self.settings.max_minutes,
-                                             minute_interval_s=self.settings.minute_interval_s)
+                                             minute_interval_s=self.settings.minute_interval_s,
+                                             spill_bytes=self.settings.spill_mb * 1_000_000)
         except WarehouseError as exc:
             self.metrics.rollup_errors.labels(str(exc.retriable).lower()).inc()
             log.warning("rollup refresh failed; retrying next interval",

@@ -56,6 +56,11 @@ _BETWEEN = ("Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) "
 _CHILDREN = ("ParentSpanId != '' AND Timestamp >= fromUnixTimestamp64Nano({child_start_ns:Int64}) "
              "AND Timestamp < fromUnixTimestamp64Nano({child_end_ns:Int64})")
 _VERSION = "fromUnixTimestamp64Milli({version_ms:Int64})"
+# The edges statement groups every child span of its window by parent and joins the groups
+# to the parents: memory that grows with the spans of a window (over 400 MB at 2.8M spans).
+# Past this size the grouping and the join spill to the engine's temporary folder (chDB:
+# the session's tmp/), so a pass stays within about 200 MB however many spans it reads.
+DEFAULT_SPILL_BYTES = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -75,16 +80,18 @@ class RefreshReport:
 
 
 def _spans(db: str, where: str, extra: str = "") -> str:
-    """The stored spans matching ``where``, each once: a subquery standing for otel_traces FINAL.
+    """The stored spans matching ``where``, each once, as FINAL reads them.
 
-    A span stored twice collapses here as FINAL would collapse it, on the table's sort key
-    (a retry or replay stores identical copies; of two copies that differ, either may be
-    kept), but the time filter keeps its part pruning: FINAL gives up pruning parts by their
-    time range, so a one-minute pass read every part of the day (7 s a pass at 2M spans,
-    1.6 s at 1M spans without FINAL, both on a loaded 2-core machine)."""
+    A span stored twice (a retry or a replay stores identical copies) collapses on the
+    table's sort key; of two copies that differ, either is kept. FINAL merges the sorted
+    parts as it reads them, so it holds no set of every span it has seen: the ``LIMIT 1 BY``
+    on the sort key it replaced held one, and at 1.5M spans a minute a recompute grew by
+    hundreds of MB. FINAL still prunes parts and granules by the time filter: on 4M spans
+    over 20 minutes, a two-minute pass took 0.45-0.62 s with FINAL against 0.74-0.76 s
+    with ``LIMIT 1 BY`` (chDB 4.4)."""
     return (f"(SELECT Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, Duration, "
-            f"StatusCode, CorrelationId, {SPAN_TENANT} AS tenant{extra} FROM {db}.{TRACES_TABLE} "
-            f"WHERE {where} LIMIT 1 BY ServiceName, SpanName, toDateTime(Timestamp), TraceId, SpanId)")
+            f"StatusCode, CorrelationId, {SPAN_TENANT} AS tenant{extra} FROM {db}.{TRACES_TABLE} FINAL "
+            f"WHERE {where})")
 
 
 def _service_sql(db: str) -> str:
@@ -102,7 +109,12 @@ def _service_sql(db: str) -> str:
     )
 
 
-def _edges_sql(db: str) -> str:
+def _spill(spill_bytes: int) -> str:
+    return (f"max_bytes_before_external_group_by = {spill_bytes}, join_algorithm = 'grace_hash', "
+            f"max_bytes_in_join = {spill_bytes}")
+
+
+def _edges_sql(db: str, spill_bytes: int) -> str:
     in_minutes = f"{_BETWEEN} AND toStartOfMinute(Timestamp) IN {MINUTE_SET}"
     # A client or producer span may name a database or peer: a node of the map.
     named = (f", if({CALLING_SPAN}, if({DB_SYSTEM} != '', {DB_SYSTEM}, {PEER_NAME}), '') AS target, "
@@ -133,7 +145,7 @@ def _edges_sql(db: str) -> str:
         f"ON c.trace_id = p.trace_id AND c.parent_id = p.span_id AND c.tenant = p.tenant) "
         f"ARRAY JOIN found AS edge "
         f"GROUP BY tenant, minute, caller, callee, callee_kind, operation "
-        f"SETTINGS join_use_nulls = 0"
+        f"SETTINGS join_use_nulls = 0, {_spill(spill_bytes)}"
     )
 
 
@@ -224,12 +236,13 @@ def _minute_list(minutes: list[int]) -> str:
     return ",".join(str(m) for m in minutes)
 
 
-def recompute_minutes(warehouse: Warehouse, minutes: list[int], version_ms: int) -> None:
+def recompute_minutes(warehouse: Warehouse, minutes: list[int], version_ms: int,
+                      spill_bytes: int = DEFAULT_SPILL_BYTES) -> None:
     """Write the full rollup rows of ``minutes`` (Unix seconds) with ``version_ms`` (newer
     than any earlier computation's): the service rollup of each, and the edges of each and
     of the minute before it (a child stored late pairs with a parent of the minute before);
     then delete the keys of those minutes the new rows do not have; then the same for the
-    hours of those minutes."""
+    hours of those minutes. The edges' grouping and join spill to disk past ``spill_bytes``."""
     db = warehouse.database
     warehouse.execute(_service_sql(db), {
         "minutes": _minute_list(minutes), "version_ms": version_ms,
@@ -237,7 +250,7 @@ def recompute_minutes(warehouse: Warehouse, minutes: list[int], version_ms: int)
     warehouse.execute(_vanished_sql(db, SERVICE_ROLLUP_TABLE),
                       {"minutes": _minute_list(minutes), "version_ms": version_ms})
     parents = sorted(set(minutes) | {m - MINUTE_S for m in minutes})
-    warehouse.execute(_edges_sql(db), {
+    warehouse.execute(_edges_sql(db, spill_bytes), {
         "minutes": _minute_list(parents), "version_ms": version_ms,
         "start_ns": parents[0] * NS_PER_S, "end_ns": (parents[-1] + MINUTE_S) * NS_PER_S,
         "child_start_ns": (parents[0] - MINUTE_S) * NS_PER_S,
@@ -261,14 +274,15 @@ def _warehouse_now_ms(warehouse: Warehouse) -> int:
 
 def refresh_rollups(warehouse: Warehouse, *, margin_s: float = DEFAULT_MARGIN_S,
                     max_minutes: int = DEFAULT_MAX_MINUTES, until_done: bool = False,
-                    minute_interval_s: float = 0.0) -> RefreshReport:
+                    minute_interval_s: float = 0.0, spill_bytes: int = DEFAULT_SPILL_BYTES) -> RefreshReport:
     """Recompute dirty minutes, oldest first, at most ``max_minutes`` per pass; with
     ``until_done``, pass after pass until every minute dirty at the start was recomputed
     (each at most once per call). Synchronous: when it returns, reads of the rollups see
     every span whose insert returned more than ``margin_s`` before the call (0 when the
     caller's inserts have all returned), except in minutes left waiting by
     ``minute_interval_s``: a minute whose last recompute covered marks younger than that
-    waits for a later call (it stays pending).
+    waits for a later call (it stays pending). A pass's largest statement spills to disk
+    past ``spill_bytes`` of memory.
 
     Why the interval: a recompute reads all of a minute's spans, and its edges the spans
     of the minutes around it, so a minute still receiving spans, recomputed on every pass
@@ -277,8 +291,8 @@ def refresh_rollups(warehouse: Warehouse, *, margin_s: float = DEFAULT_MARGIN_S,
 
     Raises WarehouseError (WarehouseUnavailableError when retrying can help). A pass cut
     short leaves its minutes pending: they are recomputed by the next call."""
-    if max_minutes <= 0 or margin_s < 0 or minute_interval_s < 0:
-        raise ValueError("max_minutes must be > 0, margin_s and minute_interval_s >= 0")
+    if max_minutes <= 0 or spill_bytes <= 0 or margin_s < 0 or minute_interval_s < 0:
+        raise ValueError("max_minutes and spill_bytes must be > 0, margin_s and minute_interval_s >= 0")
     began = time.monotonic()
     done: set[int] = set()
     passes = 0
@@ -291,7 +305,7 @@ def refresh_rollups(warehouse: Warehouse, *, margin_s: float = DEFAULT_MARGIN_S,
         taken = set(take)
         left = [p for p in waiting if p.minute_s not in taken]
         if take:
-            recompute_minutes(warehouse, take, now_ms)
+            recompute_minutes(warehouse, take, now_ms, spill_bytes)
             warehouse.execute(_covered_sql(warehouse.database), {
                 "minutes": _minute_list(take), "cutoff_ms": now_ms - int(margin_s * 1000)})
             done.update(take)

@@ -186,6 +186,16 @@ async def test_rollups_answer_as_the_raw_spans_do(warehouse: Warehouse, tenant: 
         assert (await rolled_up(warehouse, tenant, minute))["edges"] == raw_edges(warehouse, tenant, minute.start_ns)
 
 
+async def test_a_pass_that_spills_to_disk_answers_as_one_in_memory(warehouse: Warehouse) -> None:
+    # A byte of memory: every grouping and join of the edges spills to the engine's tmp/.
+    insert_by_service(warehouse, traffic())
+    assert refresh_rollups(warehouse, margin_s=0, until_done=True, spill_bytes=1).pending == 0
+    got = await rolled_up(warehouse, "acme")
+    assert got["edges"] == raw_edges(warehouse, "acme")
+    assert {kind for _, _, kind in got["edges"]} == {"service", "database", "peer"}
+    assert got["services"] == raw_services(warehouse, "acme")
+
+
 def hourly_rows(wh: Warehouse) -> int:
     return int(wh.query(f"SELECT (SELECT count() FROM {wh.database}.ollystack_service_rollup_hourly FINAL) "
                         f"+ (SELECT count() FROM {wh.database}.ollystack_service_edges_hourly FINAL) AS n")[0]["n"])
